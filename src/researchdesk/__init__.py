@@ -1,0 +1,1 @@
+"""ResearchDesk: a background research-agent HTTP service."""

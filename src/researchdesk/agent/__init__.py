@@ -1,0 +1,1 @@
+"""ResearchDesk agent layer."""

@@ -1,0 +1,1 @@
+"""ResearchDesk api layer."""

@@ -1,0 +1,1 @@
+"""ResearchDesk pricing layer."""

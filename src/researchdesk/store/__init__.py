@@ -1,0 +1,1 @@
+"""ResearchDesk store layer."""
