@@ -1,1 +1,1 @@
-"""ResearchDesk testing layer."""
+"""Loopback HTTP servers that speak the router's and the Hub's protocols, for tests and the demo."""

@@ -1,0 +1,68 @@
+"""Settings: one object, read from the environment, passed down explicitly."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every tunable of the service; environment variables use the `RESEARCHDESK_` prefix."""
+
+    model_config = SettingsConfigDict(env_prefix="RESEARCHDESK_", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./researchdesk.db"
+    llm_base_url: str = "https://router.huggingface.co/v1"
+    llm_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("RESEARCHDESK_LLM_API_KEY", "HF_TOKEN"),
+    )
+    hf_endpoint: str = Field(
+        default="https://huggingface.co",
+        validation_alias=AliasChoices("HF_ENDPOINT", "RESEARCHDESK_HF_ENDPOINT"),
+    )
+    arxiv_url: str = "https://arxiv.org"
+
+    default_model: str = "moonshotai/Kimi-K2.6:novita"
+    default_max_cost_usd: Decimal = Decimal("0.50")
+    max_cost_usd_limit: Decimal = Decimal("20")
+    allow_unpriced_models: bool = False
+    pricing_file: Path | None = None
+
+    api_keys: str | None = None
+    """Comma-separated bearer keys; unset means the API is open (local use)."""
+
+    worker_concurrency: int = Field(default=4, ge=1, le=256)
+    lease_seconds: float = Field(default=30.0, gt=0)
+    poll_interval_seconds: float = Field(default=1.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1)
+
+    max_turns: int = Field(default=20, ge=1)
+    tool_concurrency: int = Field(default=4, ge=1)
+    llm_timeout_seconds: float = Field(default=300.0, gt=0)
+    llm_max_retries: int = Field(default=4, ge=0)
+    retry_base_seconds: float = Field(default=1.0, ge=0)
+    retry_max_seconds: float = Field(default=60.0, ge=0)
+    max_output_tokens: int = Field(default=4096, ge=16)
+
+    tool_timeout_seconds: float = Field(default=30.0, gt=0)
+    tool_output_max_chars: int = Field(default=12_000, ge=500)
+    tool_cache_ttl_seconds: float = Field(default=86_400.0, ge=0)
+
+    sync_timeout_seconds: float = Field(default=600.0, gt=0)
+    max_input_chars: int = Field(default=200_000, ge=1)
+    max_body_bytes: int = Field(default=2_000_000, ge=1024)
+
+    @field_validator("hf_endpoint", "llm_base_url", "arxiv_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    def api_key_list(self) -> list[str]:
+        """The configured bearer keys, empty when the API is open."""
+        if not self.api_keys:
+            return []
+        return [key.strip() for key in self.api_keys.split(",") if key.strip()]
