@@ -1,1 +1,68 @@
-"""ResearchDesk pricing layer."""
+"""Prices and the budget guard: the price catalog, exact cost arithmetic, reservation math.
+
+This package imports no business module (only `config`, the standard library, httpx and
+pydantic), so the agent, the worker and the API can all depend on it.
+"""
+
+from researchdesk.pricing.catalog import (
+    CatalogOrigin,
+    PriceCatalog,
+    ProviderOffer,
+    parse_models_payload,
+)
+from researchdesk.pricing.cost import (
+    MICROS_PER_USD,
+    call_cost_micros,
+    format_usd,
+    micros_to_usd,
+    usd_to_micros,
+)
+from researchdesk.pricing.guard import (
+    CallPlan,
+    plan_call,
+    prompt_upper_bound,
+    reservation_micros,
+    utf8_size,
+)
+from researchdesk.pricing.models import InvalidModelId, ModelRef, Price, RoutingPolicy
+from researchdesk.pricing.overrides import (
+    PriceOverride,
+    PricingFileError,
+    load_overrides,
+    parse_overrides,
+)
+from researchdesk.pricing.source import (
+    CatalogFetchError,
+    CatalogSource,
+    load_snapshot,
+    snapshot_catalog,
+)
+
+__all__ = [
+    "MICROS_PER_USD",
+    "CallPlan",
+    "CatalogFetchError",
+    "CatalogOrigin",
+    "CatalogSource",
+    "InvalidModelId",
+    "ModelRef",
+    "Price",
+    "PriceCatalog",
+    "PriceOverride",
+    "PricingFileError",
+    "ProviderOffer",
+    "RoutingPolicy",
+    "call_cost_micros",
+    "format_usd",
+    "load_overrides",
+    "load_snapshot",
+    "micros_to_usd",
+    "parse_models_payload",
+    "parse_overrides",
+    "plan_call",
+    "prompt_upper_bound",
+    "reservation_micros",
+    "snapshot_catalog",
+    "usd_to_micros",
+    "utf8_size",
+]

@@ -1,0 +1,141 @@
+"""The agent loop: call the model, run the tools it asks for, until an answer or a limit."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Protocol, assert_never
+
+from researchdesk.agent.llm import LLMClient, LLMRequest, UpstreamError
+from researchdesk.agent.prompts import FINAL_ANSWER_NOTICE, NO_TOOLS_NOTICE
+from researchdesk.agent.state import (
+    AgentState,
+    CallModel,
+    Failed,
+    Finish,
+    Outcome,
+    RunSpec,
+    RunTools,
+)
+from researchdesk.journal import LLMStep, Step, ToolCallRequest, ToolStep
+from researchdesk.tools.base import Tool, openai_tool_spec
+
+logger = logging.getLogger(__name__)
+
+
+class Journal(Protocol):
+    """Where the loop writes each completed step, durably, before it goes on."""
+
+    async def record(self, step: Step) -> None:
+        """Persist `step`; raises if this worker no longer owns the run."""
+        ...
+
+
+class Agent:
+    """Runs one research request to an outcome over an LLM client and a set of tools."""
+
+    def __init__(self, llm: LLMClient, tools: Sequence[Tool]) -> None:
+        self._llm = llm
+        self._tools = {tool.name: tool for tool in tools}
+        self._tool_specs = [openai_tool_spec(tool) for tool in tools]
+
+    async def run(self, spec: RunSpec, replayed: list[Step], journal: Journal) -> Outcome:
+        """Resume from `replayed` steps and go on until the run has an outcome."""
+        state = AgentState(spec, list(replayed))
+        while True:
+            step = state.next_step()
+            match step:
+                case Finish(outcome):
+                    return outcome
+                case RunTools(calls):
+                    failure = await self._run_tools(state, calls, journal)
+                    if failure is not None:
+                        return failure
+                case CallModel():
+                    try:
+                        await self._call_model(state, step, journal)
+                    except UpstreamError as exc:
+                        return Failed(exc.code, exc.message)
+                case _:
+                    assert_never(step)
+
+    async def _call_model(self, state: AgentState, call: CallModel, journal: Journal) -> None:
+        messages = state.messages()
+        if call.stop_reason is not None:
+            messages.append({"role": "system", "content": FINAL_ANSWER_NOTICE})
+        elif not call.tools_on and self._tool_specs and state.spec.tools_enabled:
+            messages.append({"role": "system", "content": NO_TOOLS_NOTICE})
+        options = dict(state.spec.options)
+        if not call.tools_on:
+            options.pop("parallel_tool_calls", None)
+        reply = await self._llm.complete(
+            LLMRequest(
+                model=state.spec.model,
+                messages=messages,
+                tools=self._tool_specs if call.tools_on else None,
+                max_tokens=state.spec.max_output_tokens,
+                options=options,
+            )
+        )
+        step = LLMStep(
+            content=reply.content,
+            # Without tools on offer, a call the model makes anyway cannot run: drop it.
+            tool_calls=reply.tool_calls if call.tools_on else (),
+            usage=reply.usage,
+            provider=reply.provider,
+            finish_reason=reply.finish_reason,
+            stop_reason=call.stop_reason,
+        )
+        await journal.record(step)
+        state.apply(step)
+
+    async def _run_tools(
+        self, state: AgentState, calls: tuple[ToolCallRequest, ...], journal: Journal
+    ) -> Failed | None:
+        limit = state.spec.max_tool_calls
+        allowed = len(calls) if limit is None else max(0, limit - state.tool_calls_run)
+        semaphore = asyncio.Semaphore(state.spec.tool_concurrency)
+        write_lock = asyncio.Lock()
+
+        async def one(index: int, call: ToolCallRequest) -> None:
+            if index >= allowed:
+                step = ToolStep(
+                    call.id,
+                    call.name,
+                    call.arguments,
+                    f"Not run: this response reached its limit of {limit} tool calls.",
+                    status="incomplete",
+                )
+            else:
+                async with semaphore:
+                    step = await self._run_tool(call)
+            async with write_lock:
+                await journal.record(step)
+                state.apply(step)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for index, call in enumerate(calls):
+                    group.create_task(one(index, call))
+        except* _ToolCrashed as crashed:
+            error = crashed.exceptions[0]
+            return Failed("tool_error", str(error))
+        return None
+
+    async def _run_tool(self, call: ToolCallRequest) -> ToolStep:
+        tool = self._tools.get(call.name)
+        if tool is None:
+            known = ", ".join(sorted(self._tools)) or "none"
+            output = f"Error: unknown tool '{call.name}'. Available tools: {known}."
+            return ToolStep(call.id, call.name, call.arguments, output)
+        try:
+            result = await tool.run(call.arguments)
+        except Exception as exc:
+            logger.exception("tool %s crashed", call.name)
+            raise _ToolCrashed(f"The {call.name} tool failed unexpectedly: {exc}") from exc
+        return ToolStep(call.id, call.name, call.arguments, result.text, papers=result.papers)
+
+
+class _ToolCrashed(Exception):
+    """A tool raised instead of returning error text: the run fails with the error recorded."""

@@ -1,0 +1,327 @@
+"""The `POST /v1/responses` request body, validated exactly as the wire contract describes."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from researchdesk.api.errors import invalid_request
+from researchdesk.config import Settings
+from researchdesk.errors import InvalidRequest, PayloadTooLarge
+
+METADATA_MAX_KEYS = 16
+METADATA_KEY_MAX_CHARS = 64
+METADATA_VALUE_MAX_CHARS = 512
+_ONE_MICRO_USD = Decimal("0.000001")
+_TEXT_PARTS = ("input_text", "output_text")
+
+
+def _text_or_list(value: Any) -> str | None:
+    """Pick the branch of a `string | array` field, so errors name only the branch that applies."""
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list):
+        return "list"
+    return None
+
+
+def _text_or(items: Any, expected: str) -> Any:
+    """A `string | list[items]` type whose errors never mention the branch that did not apply."""
+    return Annotated[
+        Annotated[str, Tag("text")] | Annotated[items, Tag("list")],
+        Discriminator(
+            _text_or_list, custom_error_type="invalid_type", custom_error_message=expected
+        ),
+    ]
+
+
+def _refuse_other_types(data: Any, allowed: tuple[str, ...], what: str, why: str) -> Any:
+    """Reject a non-object, or an object whose `type` is a kind of input this service cannot use."""
+    if not isinstance(data, dict):
+        raise PydanticCustomError("invalid_type", "expected an object")
+    kind = data.get("type", allowed[0])
+    if isinstance(kind, str) and kind not in allowed:
+        raise PydanticCustomError(
+            "unsupported_input", "{what} of type '{kind}' are not supported: {why}",
+            {"what": what, "kind": kind, "why": why},
+        )  # fmt: skip
+    return data
+
+
+class ContentPart(BaseModel):
+    """One text part of an input message's content."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    type: Literal["input_text", "output_text"]
+    text: str
+    # Accepted so that earlier `output_text` parts can be sent back as they were received.
+    annotations: list[Any] | None = None
+    logprobs: list[Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text_only(cls, data: Any) -> Any:
+        return _refuse_other_types(data, _TEXT_PARTS, "content parts", "only text is accepted")
+
+
+class InputItem(BaseModel):
+    """One OpenAI-style message item of a request's `input` list."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    type: Literal["message"] = "message"
+    role: Literal["user", "assistant", "system", "developer"]
+    content: _text_or(  # type: ignore[valid-type]
+        Annotated[list[ContentPart], Field(min_length=1)],
+        "expected a string or an array of content parts",
+    )
+    # Accepted so that earlier output messages can be sent back as they were received.
+    id: str | None = None
+    status: Literal["in_progress", "completed", "incomplete"] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _messages_only(cls, data: Any) -> Any:
+        why = "only messages with text content are accepted"
+        return _refuse_other_types(data, ("message",), "input items", why)
+
+    def texts(self) -> list[str]:
+        """The text of each content part, in order."""
+        if isinstance(self.content, str):
+            return [self.content]
+        return [part.text for part in self.content]
+
+
+def _empty(value: object) -> bool:
+    return value is None or (isinstance(value, list | dict) and not value)
+
+
+def _neutral_text(value: object) -> bool:
+    if _empty(value):
+        return True
+    if not isinstance(value, dict) or not set(value) <= {"format", "verbosity"}:
+        return False
+    return value.get("format") in (None, {"type": "text"}) and value.get("verbosity") in (
+        None,
+        "medium",
+    )
+
+
+def _one_of(*values: object) -> Callable[[object], bool]:
+    return lambda value: value is None or (isinstance(value, str) and value in values)
+
+
+# Standard create parameters that cannot apply here: their neutral value, and why any other fails.
+_INAPPLICABLE: dict[str, tuple[Callable[[object], bool], str]] = {
+    "tools": (_empty, "client-defined tools are not supported: the research agent uses its own hf_papers tool"),
+    "include": (_empty, "extra output data is not supported: the output already carries the full tool trace"),
+    "conversation": (_empty, "conversation objects are not supported: chain responses with previous_response_id"),
+    "prompt": (_empty, "stored prompt templates are not supported: send the text as instructions and input"),
+    "reasoning": (lambda v: _empty(v) or (isinstance(v, dict) and all(x is None for x in v.values())), "reasoning settings are not supported: the research agent configures its own model calls"),
+    "text": (_neutral_text, "output formats other than plain text are not supported: the answer is a cited text message"),
+    "truncation": (_one_of("disabled"), "truncation is not supported: the research agent manages its own context"),
+    "top_logprobs": (lambda v: v is None or (type(v) is int and v == 0), "log probabilities are not available: an answer is written over several model calls"),
+    "service_tier": (_one_of("auto", "default"), "service tiers are not supported: pick an inference provider with a ':provider' suffix on the model"),
+    "stream_options": (_empty, "stream options are not supported: a stream always carries every event, unobfuscated"),
+    "prompt_cache_retention": (_one_of("in-memory"), "prompt cache retention is decided by the inference provider"),
+    "context_management": (_empty, "context management is not supported: the research agent manages its own context"),
+}  # fmt: skip
+
+
+class CreateResponseRequest(BaseModel):
+    """The body of `POST /v1/responses`; every field the service does not know is rejected."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    model: str | None = Field(default=None, min_length=1, max_length=256)
+    input: _text_or(list[InputItem], "expected a string or an array of input items")  # type: ignore[valid-type]
+    instructions: str | None = None
+    background: bool = False
+    stream: bool = False
+    max_cost_usd: Decimal | None = None
+    max_tool_calls: int | None = Field(default=None, ge=1)
+    previous_response_id: str | None = Field(default=None, min_length=1, max_length=256)
+    metadata: dict[str, str] | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    max_output_tokens: int | None = Field(default=None, ge=16)
+    store: bool = True
+    tool_choice: Literal["auto", "none"] | None = None
+    parallel_tool_calls: bool | None = None
+    user: str | None = Field(default=None, max_length=512)
+    safety_identifier: str | None = Field(default=None, max_length=512)
+    prompt_cache_key: str | None = Field(default=None, max_length=512)
+
+    # Accepted only with their neutral value, which leaves them None.
+    tools: None = None
+    include: None = None
+    conversation: None = None
+    prompt: None = None
+    reasoning: None = None
+    text: None = None
+    truncation: None = None
+    top_logprobs: None = None
+    service_tier: None = None
+    stream_options: None = None
+    prompt_cache_retention: None = None
+    context_management: None = None
+
+    @field_validator(*_INAPPLICABLE, mode="before")
+    @classmethod
+    def _neutral_only(cls, value: object, info: ValidationInfo) -> None:
+        neutral, why = _INAPPLICABLE[info.field_name or ""]
+        if not neutral(value):
+            raise PydanticCustomError("unsupported_parameter", why)
+        return None
+
+    @field_validator("input", mode="after")
+    @classmethod
+    def _not_empty(cls, value: str | list[InputItem]) -> str | list[InputItem]:
+        items = [value] if isinstance(value, str) else [t for i in value for t in i.texts()]
+        if not "".join(items).strip():
+            raise PydanticCustomError("invalid_value", "the input must contain some text")
+        return value
+
+    @field_validator("max_cost_usd", mode="before")
+    @classmethod
+    def _usd(cls, value: object) -> Decimal | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+            raise PydanticCustomError("invalid_type", "expected a number of USD")
+        try:
+            # Through `str` so a JSON 0.1 becomes exactly Decimal("0.1"), not the float's binary value.
+            amount = Decimal(str(value).strip())
+        except InvalidOperation:
+            raise PydanticCustomError("invalid_value", "expected a number of USD") from None
+        if not amount.is_finite() or amount < _ONE_MICRO_USD:
+            raise PydanticCustomError(
+                "invalid_value", "expected a finite number of USD of at least 0.000001"
+            )
+        return amount
+
+    @field_validator("tool_choice", mode="before")
+    @classmethod
+    def _agent_chooses_tools(cls, value: object) -> object:
+        if value == "required" or isinstance(value, dict):
+            raise PydanticCustomError(
+                "unsupported_parameter",
+                "only 'auto' and 'none' are supported: the research agent decides itself "
+                "when to call its hf_papers tool",
+            )
+        return value
+
+    @field_validator("metadata", mode="after")
+    @classmethod
+    def _metadata_limits(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is None:
+            return None
+        if len(value) > METADATA_MAX_KEYS:
+            raise PydanticCustomError(
+                "invalid_value", "expected at most {limit} keys, got {count}",
+                {"limit": METADATA_MAX_KEYS, "count": len(value)},
+            )  # fmt: skip
+        for key, item in value.items():
+            if len(key) > METADATA_KEY_MAX_CHARS:
+                raise PydanticCustomError(
+                    "invalid_value", "key '{key}' is longer than {limit} characters",
+                    {"key": key[:METADATA_KEY_MAX_CHARS] + "…", "limit": METADATA_KEY_MAX_CHARS},
+                )  # fmt: skip
+            if len(item) > METADATA_VALUE_MAX_CHARS:
+                raise PydanticCustomError(
+                    "invalid_value", "the value of key '{key}' is longer than {limit} characters",
+                    {"key": key, "limit": METADATA_VALUE_MAX_CHARS},
+                )  # fmt: skip
+        return value
+
+    def input_chars(self) -> int:
+        """Characters of input text plus instructions, the measure the size limit applies to."""
+        if isinstance(self.input, str):
+            texts = [self.input]
+        else:
+            texts = [text for item in self.input for text in item.texts()]
+        return sum(map(len, texts)) + len(self.instructions or "")
+
+
+def parse_json_body(raw: bytes) -> object:
+    """Decode a request body as strict JSON (no NaN or Infinity), or raise 400 `invalid_json`."""
+
+    def refuse_constant(name: str) -> object:
+        raise ValueError(f"{name} is not valid JSON")
+
+    try:
+        return json.loads(raw, parse_constant=refuse_constant)
+    except ValueError:  # also covers JSONDecodeError and UnicodeDecodeError
+        raise InvalidRequest(
+            "We could not parse the JSON body of your request.", code="invalid_json"
+        ) from None
+
+
+def validate_create(body: object, settings: Settings) -> CreateResponseRequest:
+    """Validate a decoded create body, raising the service's own 400/413 errors on any fault."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.", code="invalid_type")
+    try:
+        request = CreateResponseRequest.model_validate(body)
+    except ValidationError as exc:
+        raise invalid_request(exc.errors()[0], body) from None
+    if request.max_cost_usd is not None and request.max_cost_usd > settings.max_cost_usd_limit:
+        raise InvalidRequest(
+            f"Invalid value for 'max_cost_usd': this server accepts at most "
+            f"{settings.max_cost_usd_limit} USD.",
+            param="max_cost_usd",
+            code="invalid_value",
+        )
+    if request.background and not request.store:
+        raise InvalidRequest(
+            "Invalid value for 'store': a background response must be stored.",
+            param="store",
+            code="invalid_value",
+        )
+    size = request.input_chars()
+    if size > settings.max_input_chars:
+        raise PayloadTooLarge(
+            f"The input and instructions are {size} characters long; "
+            f"this server accepts at most {settings.max_input_chars}.",
+            param="input",
+        )
+    return request
+
+
+def normalize_input(request: CreateResponseRequest) -> list[dict[str, Any]]:
+    """The request's input as stored input items, in the shape `GET …/input_items` lists."""
+    items = (
+        [InputItem(role="user", content=request.input)]
+        if isinstance(request.input, str)
+        else request.input
+    )
+    return [
+        {
+            "id": f"msg_{uuid.uuid4().hex}",
+            "type": "message",
+            "role": item.role,
+            "status": "completed",
+            "content": [
+                {"type": "output_text" if item.role == "assistant" else "input_text", "text": text}
+                for text in item.texts()
+            ],
+        }
+        for item in items
+    ]

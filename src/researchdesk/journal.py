@@ -1,0 +1,175 @@
+"""The journal's step types, how they persist as JSON, and how they render as output items.
+
+A run is the ordered list of its steps: each LLM call and each tool call is one step, written
+as it completes. Everything a client sees (output items, token usage) is derived from them, and
+a resumed run rebuilds its conversation from them without asking the LLM again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from researchdesk.citations import annotate
+from researchdesk.tools.base import PaperRef
+
+
+@dataclass(frozen=True)
+class TokenUsage:
+    """Token counts one LLM call reported."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    total_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class ToolCallRequest:
+    """One tool call the model asked for."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class LLMStep:
+    """A completed LLM call: what the model said and what it cost in tokens."""
+
+    content: str | None
+    tool_calls: tuple[ToolCallRequest, ...]
+    usage: TokenUsage
+    provider: str | None = None
+    finish_reason: str | None = None
+    stop_reason: str | None = None
+    """Set when the run forced this call to be final (`max_turns`, `max_tool_calls`, …)."""
+
+    kind: Literal["llm"] = "llm"
+
+
+@dataclass(frozen=True)
+class ToolStep:
+    """A finished tool call: its input, the text the model was shown, the papers it returned."""
+
+    call_id: str
+    name: str
+    arguments: str
+    output: str
+    status: Literal["completed", "incomplete"] = "completed"
+    papers: tuple[PaperRef, ...] = field(default=())
+    kind: Literal["tool"] = "tool"
+
+
+Step = LLMStep | ToolStep
+
+
+def step_to_dict(step: Step) -> dict[str, Any]:
+    """The JSON form a step is stored in."""
+    if isinstance(step, LLMStep):
+        return {
+            "content": step.content,
+            "tool_calls": [
+                {"id": c.id, "name": c.name, "arguments": c.arguments} for c in step.tool_calls
+            ],
+            "usage": {
+                "prompt_tokens": step.usage.prompt_tokens,
+                "completion_tokens": step.usage.completion_tokens,
+                "cached_tokens": step.usage.cached_tokens,
+                "total_tokens": step.usage.total_tokens,
+            },
+            "provider": step.provider,
+            "finish_reason": step.finish_reason,
+            "stop_reason": step.stop_reason,
+        }
+    return {
+        "call_id": step.call_id,
+        "name": step.name,
+        "arguments": step.arguments,
+        "output": step.output,
+        "status": step.status,
+        "papers": [{"arxiv_id": p.arxiv_id, "title": p.title} for p in step.papers],
+    }
+
+
+def step_from_dict(kind: str, data: dict[str, Any]) -> Step:
+    """Rebuild a step from its stored JSON form."""
+    if kind == "llm":
+        return LLMStep(
+            content=data.get("content"),
+            tool_calls=tuple(ToolCallRequest(**c) for c in data.get("tool_calls", [])),
+            usage=TokenUsage(**data.get("usage", {})),
+            provider=data.get("provider"),
+            finish_reason=data.get("finish_reason"),
+            stop_reason=data.get("stop_reason"),
+        )
+    return ToolStep(
+        call_id=data["call_id"],
+        name=data["name"],
+        arguments=data["arguments"],
+        output=data["output"],
+        status=data.get("status", "completed"),
+        papers=tuple(PaperRef(**p) for p in data.get("papers", [])),
+    )
+
+
+def retrieved_papers(steps: list[Step]) -> dict[str, str]:
+    """Every paper this run's tool calls returned, as arXiv id → title."""
+    papers: dict[str, str] = {}
+    for step in steps:
+        if isinstance(step, ToolStep):
+            for paper in step.papers:
+                papers.setdefault(paper.arxiv_id, paper.title)
+    return papers
+
+
+def output_items(steps: list[Step], *, final_status: str = "completed") -> list[dict[str, Any]]:
+    """The response's `output`: one item per tool call and per model text, in order."""
+    papers = retrieved_papers(steps)
+    items: list[dict[str, Any]] = []
+    for step in steps:
+        position = len(items)
+        if isinstance(step, ToolStep):
+            items.append(
+                {
+                    "type": "custom_tool_call",
+                    "id": f"{step.name}_{position}",
+                    "name": step.name,
+                    "input": step.arguments,
+                    "output": step.output,
+                    "status": step.status,
+                }
+            )
+        elif step.content:
+            items.append(message_item(f"msg_{position}", step.content, papers, final_status))
+    return items
+
+
+def message_item(
+    item_id: str, text: str, papers: dict[str, str], status: str = "completed"
+) -> dict[str, Any]:
+    """An assistant message item whose text carries its citation annotations."""
+    return {
+        "type": "message",
+        "id": item_id,
+        "role": "assistant",
+        "status": status,
+        "content": [{"type": "output_text", "text": text, "annotations": annotate(text, papers)}],
+    }
+
+
+def token_totals(steps: list[Step]) -> TokenUsage:
+    """The sums of what the LLM reported over every call of the run."""
+    prompt = completion = cached = total = 0
+    for step in steps:
+        if isinstance(step, LLMStep):
+            prompt += step.usage.prompt_tokens
+            completion += step.usage.completion_tokens
+            cached += step.usage.cached_tokens
+            total += step.usage.total_tokens
+    return TokenUsage(prompt, completion, cached, total)
+
+
+def llm_call_count(steps: list[Step]) -> int:
+    """How many LLM calls completed."""
+    return sum(1 for step in steps if isinstance(step, LLMStep))

@@ -1,0 +1,125 @@
+"""The budget guard (DESIGN §3): what to reserve before an LLM call, and how long it may answer.
+
+The guarantee is that a run's total cost never exceeds its budget, even across crashes. It
+rests on one inequality per call: before the call, the worker commits a reservation that the
+call's real cost cannot exceed, and the reservation fits in what is left of the budget.
+
+A call's real cost is `ceil(uncached × input + cached × cache_rate + completion × output)`
+at the provider that served it. Before the call we do not know the provider, the cache hit or
+the token counts, so each factor is replaced by an upper bound:
+
+- the price by the worst case over the providers the router may pick (`PriceCatalog.
+  worst_case`), with every prompt token at the higher of its input and cache rates;
+- prompt tokens by `prompt_upper_bound`: the previous call's exact count plus the UTF-8 byte
+  length of what was appended since, plus a fixed overhead for the chat template's special
+  tokens. Byte-level BPE and byte-fallback tokenizers emit at least one byte per token, so
+  a text never has more tokens than UTF-8 bytes;
+- completion tokens by the `max_tokens` sent with the call, which the provider honours.
+
+Every term of the real cost is then at most the matching term of the reservation, and rounding
+up is monotonic, so `real cost ≤ reservation ≤ remaining budget`.
+"""
+
+from __future__ import annotations
+
+import decimal
+from dataclasses import dataclass
+from decimal import Decimal
+
+from researchdesk.pricing.cost import ceil_micros, exact_decimal
+from researchdesk.pricing.models import Price
+
+__all__ = ["CallPlan", "plan_call", "prompt_upper_bound", "reservation_micros", "utf8_size"]
+
+
+@dataclass(frozen=True)
+class CallPlan:
+    """What to send and what to reserve for one LLM call."""
+
+    max_tokens: int
+    """The completion cap to send as `max_tokens`."""
+    reservation_micros: int
+    """The worst-case cost to commit before the call, in micro-USD."""
+    prompt_bound: int
+    """The prompt-token upper bound the reservation assumed."""
+
+
+def utf8_size(*texts: str) -> int:
+    """The total UTF-8 byte length of `texts`: an upper bound on their token count."""
+    return sum(len(text.encode("utf-8")) for text in texts)
+
+
+def prompt_upper_bound(
+    previous_prompt_tokens: int | None, appended_utf8_bytes: int, overhead: int
+) -> int:
+    """An upper bound on the prompt tokens of the next call.
+
+    On the first call (`previous_prompt_tokens` None) `appended_utf8_bytes` must be the byte
+    length of the whole prompt, tool definitions included. Afterwards it is the byte length of
+    what was appended since the previous call, whose exact `prompt_tokens` the provider
+    reported. `overhead` covers the template tokens (role markers, separators) that the bytes
+    of the content do not account for.
+    """
+    for name, value in (("appended_utf8_bytes", appended_utf8_bytes), ("overhead", overhead)):
+        if value < 0:
+            raise ValueError(f"{name} must be non-negative, got {value}")
+    if previous_prompt_tokens is not None and previous_prompt_tokens < 0:
+        raise ValueError("previous_prompt_tokens must be non-negative")
+    return (previous_prompt_tokens or 0) + appended_utf8_bytes + overhead
+
+
+def _prompt_cost(price_worst: Price, prompt_bound: int) -> Decimal:
+    with decimal.localcontext(exact_decimal()):
+        return Decimal(prompt_bound) * price_worst.prompt_rate_bound
+
+
+def reservation_micros(price_worst: Price, prompt_bound: int, max_tokens: int) -> int:
+    """The most a call can cost at `price_worst` with at most these prompt and output tokens."""
+    if prompt_bound < 0 or max_tokens < 0:
+        raise ValueError("token counts must be non-negative")
+    with decimal.localcontext(exact_decimal()):
+        total = _prompt_cost(price_worst, prompt_bound) + Decimal(max_tokens) * (
+            price_worst.output_per_m
+        )
+    return ceil_micros(total)
+
+
+def plan_call(
+    price_worst: Price,
+    remaining_micros: int,
+    prompt_bound: int,
+    desired_max_tokens: int,
+    min_useful_tokens: int,
+) -> CallPlan | None:
+    """The largest `max_tokens ≤ desired_max_tokens` whose reservation fits the budget.
+
+    The reservation is `ceil(prompt_bound × prompt rate + max_tokens × output rate)`. Since
+    the remaining budget is a whole number, `ceil(x) ≤ remaining` exactly when `x ≤
+    remaining`, so the cap is `floor((remaining − prompt cost) / output rate)`, computed on
+    exact integer ratios. Returns None when not even `min_useful_tokens` fit: the caller then
+    stops researching (or, for the final answer, stops the run). A `min_useful_tokens`
+    above `desired_max_tokens` is read as `desired_max_tokens`.
+    """
+    if desired_max_tokens < 1 or min_useful_tokens < 1:
+        raise ValueError("desired_max_tokens and min_useful_tokens must be at least 1")
+    if prompt_bound < 0:
+        raise ValueError("prompt_bound must be non-negative")
+    floor_tokens = min(min_useful_tokens, desired_max_tokens)
+    with decimal.localcontext(exact_decimal()):
+        slack = Decimal(remaining_micros) - _prompt_cost(price_worst, prompt_bound)
+    if slack < 0:
+        return None
+    output_rate = price_worst.output_per_m
+    if output_rate == 0:
+        max_tokens = desired_max_tokens
+    else:
+        slack_num, slack_den = slack.as_integer_ratio()
+        rate_num, rate_den = output_rate.as_integer_ratio()
+        fits = (slack_num * rate_den) // (slack_den * rate_num)
+        max_tokens = min(desired_max_tokens, fits)
+    if max_tokens < floor_tokens:
+        return None
+    reserved = reservation_micros(price_worst, prompt_bound, max_tokens)
+    if reserved > remaining_micros:  # the arithmetic above rules this out; never overspend
+        raise RuntimeError(f"budget guard bug: reserved {reserved} > {remaining_micros}")
+    return CallPlan(max_tokens=max_tokens, reservation_micros=reserved, prompt_bound=prompt_bound)

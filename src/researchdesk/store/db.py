@@ -1,0 +1,75 @@
+"""Engine and session factory for SQLite (embedded) and PostgreSQL (scale-out)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import FunctionElement
+from sqlalchemy.types import Float
+
+
+def normalize_url(url: str) -> str:
+    """Map plain `sqlite://` and `postgresql://` URLs onto the async drivers."""
+    parsed = make_url(url)
+    if parsed.drivername in ("sqlite", "sqlite+pysqlite"):
+        return parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
+    if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
+        return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+    return url
+
+
+def is_sqlite(url: str) -> bool:
+    """Whether the URL names an SQLite database."""
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """An async engine; SQLite gets WAL, a busy timeout and foreign keys on every connection."""
+    url = normalize_url(url)
+    kwargs: dict[str, Any] = {}
+    if not is_sqlite(url):
+        kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=10)
+    engine = create_async_engine(url, **kwargs)
+    if is_sqlite(url):
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions that keep loaded objects usable after commit."""
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+class db_epoch(FunctionElement[float]):
+    """The database clock in Unix seconds: leases are judged by one clock, not each host's."""
+
+    type = Float()
+    inherit_cache = True
+
+
+@compiles(db_epoch, "sqlite")
+def _epoch_sqlite(_element: db_epoch, _compiler: Any, **_kw: Any) -> str:
+    return "((julianday('now') - 2440587.5) * 86400.0)"
+
+
+@compiles(db_epoch, "postgresql")
+def _epoch_postgres(_element: db_epoch, _compiler: Any, **_kw: Any) -> str:
+    return "extract(epoch from clock_timestamp())::float8"

@@ -1,0 +1,64 @@
+"""The per-response event log: every change appended with an increasing sequence_number."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import ColumnElement, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from researchdesk.store.models import EventRow, ResponseRow
+
+Event = tuple[str, dict[str, Any]]
+
+
+async def append_events(
+    session: AsyncSession,
+    response_id: str,
+    events: list[Event],
+    *conditions: ColumnElement[bool],
+    **values: Any,
+) -> bool:
+    """Update the response row and append `events`, if the row matches `conditions`.
+
+    The row's `event_seq` counter is bumped in the same UPDATE that applies `values`, so the
+    row lock orders concurrent writers and a fenced writer that lost its lease appends nothing.
+    Returns False when no row matched.
+    """
+    statement = (
+        update(ResponseRow)
+        .where(ResponseRow.id == response_id, *conditions)
+        .values(event_seq=ResponseRow.event_seq + len(events), **values)
+        .returning(ResponseRow.event_seq)
+    )
+    last = (await session.execute(statement)).scalar_one_or_none()
+    if last is None:
+        return False
+    now = time.time()
+    first = last - len(events) + 1
+    session.add_all(
+        EventRow(
+            response_id=response_id,
+            sequence_number=first + offset,
+            type=event_type,
+            data=data,
+            created_at=now,
+        )
+        for offset, (event_type, data) in enumerate(events)
+    )
+    await session.flush()
+    return True
+
+
+async def read_events(
+    session: AsyncSession, response_id: str, after: int, limit: int = 500
+) -> list[EventRow]:
+    """Events of a response with sequence_number greater than `after`, oldest first."""
+    statement = (
+        select(EventRow)
+        .where(EventRow.response_id == response_id, EventRow.sequence_number > after)
+        .order_by(EventRow.sequence_number)
+        .limit(limit)
+    )
+    return list((await session.execute(statement)).scalars())

@@ -1,0 +1,100 @@
+"""The tables: responses, their journal of steps, their event log, and the shared tool cache."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table; the Alembic migrations must match it."""
+
+
+class ResponseRow(Base):
+    """One research request: what was asked, its status, and who owns the run right now."""
+
+    __tablename__ = "responses"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Float)
+    completed_at: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16))
+    model: Mapped[str] = mapped_column(String(256))
+    background: Mapped[bool] = mapped_column(Boolean)
+    previous_response_id: Mapped[str | None] = mapped_column(String(64))
+    session_id: Mapped[str] = mapped_column(String(64))
+    max_cost_micros: Mapped[int] = mapped_column(BigInteger)
+    instructions: Mapped[str | None] = mapped_column(Text)
+    input_items: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    metadata_: Mapped[dict[str, str]] = mapped_column("metadata", JSON)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    incomplete_reason: Mapped[str | None] = mapped_column(String(32))
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    releases: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[float | None] = mapped_column(Float)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    event_seq: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (
+        Index("ix_responses_status_created", "status", "created_at"),
+        Index("ix_responses_owner_created", "owner", "created_at"),
+        Index("ix_responses_session", "session_id"),
+    )
+
+
+class StepRow(Base):
+    """One journaled step of a run (an LLM call or a tool call), replayed on resume."""
+
+    __tablename__ = "steps"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    response_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("responses.id", ondelete="CASCADE")
+    )
+    seq: Mapped[int] = mapped_column(Integer)
+    attempt: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (UniqueConstraint("response_id", "seq", name="uq_steps_response_seq"),)
+
+
+class EventRow(Base):
+    """One entry of a response's event log, numbered by `sequence_number` for streaming."""
+
+    __tablename__ = "events"
+
+    response_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("responses.id", ondelete="CASCADE"), primary_key=True
+    )
+    sequence_number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    type: Mapped[str] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class CacheRow(Base):
+    """A tool's upstream answer, shared by every worker until it expires."""
+
+    __tablename__ = "tool_cache"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[float] = mapped_column(Float)

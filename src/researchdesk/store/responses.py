@@ -1,0 +1,154 @@
+"""Queries the API makes: create, read, list, cancel and delete responses."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, delete, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from researchdesk.errors import Conflict, InvalidRequest, NotFound
+from researchdesk.status import Status
+from researchdesk.store.events import append_events
+from researchdesk.store.models import ResponseRow
+
+
+@dataclass(frozen=True)
+class ListFilter:
+    """What `GET /v1/responses` narrows by."""
+
+    status: str | None = None
+    model: str | None = None
+    metadata: tuple[tuple[str, str], ...] = ()
+    created_after: float | None = None
+    created_before: float | None = None
+
+
+async def insert_response(session: AsyncSession, row: ResponseRow) -> ResponseRow:
+    """Add a new queued response and its first events."""
+    session.add(row)
+    await session.flush()
+    await append_events(
+        session,
+        row.id,
+        [("response.created", {"status": Status.QUEUED}), ("response.queued", {})],
+    )
+    return row
+
+
+async def get_response(session: AsyncSession, response_id: str, owner: str | None) -> ResponseRow:
+    """The response with that id that `owner` may see, else NotFound."""
+    row = await session.get(ResponseRow, response_id, populate_existing=True)
+    if row is None or not _visible(row, owner):
+        raise NotFound(f"No response found with id '{response_id}'.", param="response_id")
+    return row
+
+
+def _visible(row: ResponseRow, owner: str | None) -> bool:
+    return owner is None or row.owner == owner
+
+
+async def list_responses(
+    session: AsyncSession,
+    owner: str | None,
+    filters: ListFilter,
+    *,
+    after: str | None,
+    limit: int,
+    order: str,
+) -> tuple[list[ResponseRow], bool]:
+    """A page of responses, newest first unless `order="asc"`, and whether more follow."""
+    conditions: list[ColumnElement[bool]] = []
+    if owner is not None:
+        conditions.append(ResponseRow.owner == owner)
+    if filters.status is not None:
+        conditions.append(ResponseRow.status == filters.status)
+    if filters.model is not None:
+        conditions.append(ResponseRow.model == filters.model)
+    if filters.created_after is not None:
+        conditions.append(ResponseRow.created_at >= filters.created_after)
+    if filters.created_before is not None:
+        conditions.append(ResponseRow.created_at < filters.created_before)
+    key = tuple_(ResponseRow.created_at, ResponseRow.id)
+    if after is not None:
+        cursor = await session.get(ResponseRow, after)
+        if cursor is None or not _visible(cursor, owner):
+            raise InvalidRequest(f"Unknown cursor '{after}'.", param="after")
+        cursor_key = tuple_(cursor.created_at, cursor.id)  # type: ignore[arg-type]
+        conditions.append(key > cursor_key if order == "asc" else key < cursor_key)
+    ordering = (
+        (ResponseRow.created_at.asc(), ResponseRow.id.asc())
+        if order == "asc"
+        else (ResponseRow.created_at.desc(), ResponseRow.id.desc())
+    )
+    statement = select(ResponseRow).where(*conditions).order_by(*ordering)
+    if not filters.metadata:
+        rows = list((await session.execute(statement.limit(limit + 1))).scalars())
+        return rows[:limit], len(rows) > limit
+    # JSON containment differs per dialect; metadata is small, so filter the ordered scan here.
+    matched: list[ResponseRow] = []
+    for row in (await session.execute(statement)).scalars():
+        if all(row.metadata_.get(k) == v for k, v in filters.metadata):
+            matched.append(row)
+            if len(matched) > limit:
+                break
+    return matched[:limit], len(matched) > limit
+
+
+async def request_cancel(session: AsyncSession, row: ResponseRow) -> ResponseRow:
+    """Cancel: a queued run ends at once; a running one is flagged for its worker to stop."""
+    cancelled = [("response.cancelled", {"status": Status.CANCELLED})]
+    if await append_events(
+        session,
+        row.id,
+        cancelled,
+        ResponseRow.status == Status.QUEUED,
+        status=Status.CANCELLED,
+        cancel_requested=True,
+    ):
+        return await _reload(session, row.id)
+    await append_events(
+        session,
+        row.id,
+        [("response.cancel_requested", {})],
+        ResponseRow.status == Status.IN_PROGRESS,
+        ResponseRow.cancel_requested.is_(False),
+        cancel_requested=True,
+    )
+    row = await _reload(session, row.id)
+    if Status(row.status) in (Status.COMPLETED, Status.FAILED, Status.INCOMPLETE):
+        raise InvalidRequest(
+            f"Cannot cancel a response that is {row.status}.",
+            param="response_id",
+            code="response_not_cancellable",
+        )
+    return row
+
+
+async def _reload(session: AsyncSession, response_id: str) -> ResponseRow:
+    row = await session.get(ResponseRow, response_id, populate_existing=True)
+    if row is None:
+        raise NotFound(f"No response found with id '{response_id}'.", param="response_id")
+    return row
+
+
+async def delete_response(session: AsyncSession, row: ResponseRow) -> None:
+    """Remove a response with its journal and events; its worker's fenced writes then fail."""
+    await session.execute(delete(ResponseRow).where(ResponseRow.id == row.id))
+
+
+async def previous_for(session: AsyncSession, previous_id: str, owner: str | None) -> ResponseRow:
+    """The response a new one continues: it must exist, be visible, and have finished."""
+    row = await get_response(session, previous_id, owner)
+    if not Status(row.status).terminal:
+        raise Conflict(
+            f"Response '{previous_id}' is still {row.status}; continue it once it has finished.",
+            param="previous_response_id",
+        )
+    return row
+
+
+def now() -> float:
+    """Wall-clock Unix seconds for created/completed stamps (leases use the database clock)."""
+    return time.time()

@@ -1,0 +1,219 @@
+"""Queries a worker makes: claim a run under a lease, journal its steps, finish it — all fenced.
+
+Every write after the claim carries `attempt = :mine AND status = 'in_progress'`, so a worker
+whose lease was taken over (or whose run was deleted) writes nothing and learns it must stop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from researchdesk.journal import Step, step_to_dict
+from researchdesk.status import Status
+from researchdesk.store.db import db_epoch
+from researchdesk.store.events import Event, append_events
+from researchdesk.store.models import EventRow, ResponseRow, StepRow
+from researchdesk.store.responses import now
+
+
+class LeaseLost(Exception):
+    """This worker no longer owns the run: another attempt claimed it, or it was deleted."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A run this worker now owns, under `attempt`."""
+
+    response_id: str
+    attempt: int
+
+
+def _claimable() -> ColumnElement[bool]:
+    return or_(
+        and_(ResponseRow.status == Status.QUEUED, ResponseRow.cancel_requested.is_(False)),
+        and_(ResponseRow.status == Status.IN_PROGRESS, ResponseRow.lease_expires_at < db_epoch()),
+    )
+
+
+async def claim_next(session: AsyncSession, worker_id: str, lease_seconds: float) -> Claim | None:
+    """Claim the oldest queued run, or one whose lease expired, in one statement.
+
+    PostgreSQL locks the candidate with `FOR UPDATE SKIP LOCKED` so concurrent claimers never
+    pick the same row; SQLite serialises writers, which gives the same guarantee.
+    """
+    candidate = (
+        select(ResponseRow.id)
+        .where(_claimable())
+        .order_by(ResponseRow.created_at)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    statement = (
+        update(ResponseRow)
+        .where(ResponseRow.id == candidate, _claimable())
+        .values(
+            status=Status.IN_PROGRESS,
+            attempt=ResponseRow.attempt + 1,
+            lease_owner=worker_id,
+            lease_expires_at=db_epoch() + lease_seconds,
+            event_seq=ResponseRow.event_seq + 1,
+        )
+        .returning(ResponseRow.id, ResponseRow.attempt, ResponseRow.event_seq)
+    )
+    row = (await session.execute(statement)).one_or_none()
+    if row is None:
+        return None
+    response_id, attempt, seq = row
+    await _log(session, response_id, seq, "response.in_progress", {"attempt": attempt})
+    return Claim(response_id, attempt)
+
+
+async def _log(
+    session: AsyncSession, response_id: str, seq: int, event_type: str, data: dict[str, Any]
+) -> None:
+    session.add(
+        EventRow(
+            response_id=response_id,
+            sequence_number=seq,
+            type=event_type,
+            data=data,
+            created_at=now(),
+        )
+    )
+    await session.flush()
+
+
+async def fail_exhausted(session: AsyncSession, max_attempts: int) -> list[str]:
+    """End runs whose worker died `max_attempts` times: failed, not retried forever."""
+    statement = select(ResponseRow.id).where(
+        ResponseRow.status == Status.IN_PROGRESS,
+        ResponseRow.lease_expires_at < db_epoch(),
+        ResponseRow.attempt - ResponseRow.releases >= max_attempts,
+    )
+    failed: list[str] = []
+    for response_id in (await session.execute(statement)).scalars().all():
+        error = {
+            "code": "max_attempts_exceeded",
+            "message": f"The run's worker stopped {max_attempts} times without finishing it.",
+        }
+        if await append_events(
+            session,
+            response_id,
+            [("response.failed", {"status": Status.FAILED, "error": error})],
+            ResponseRow.status == Status.IN_PROGRESS,
+            ResponseRow.lease_expires_at < db_epoch(),
+            status=Status.FAILED,
+            error=error,
+            lease_owner=None,
+        ):
+            failed.append(response_id)
+    return failed
+
+
+def _mine(claim: Claim) -> list[ColumnElement[bool]]:
+    return [ResponseRow.attempt == claim.attempt, ResponseRow.status == Status.IN_PROGRESS]
+
+
+async def heartbeat(session: AsyncSession, claim: Claim, lease_seconds: float) -> bool:
+    """Extend the lease; returns whether a cancel was requested. Raises LeaseLost."""
+    statement = (
+        update(ResponseRow)
+        .where(ResponseRow.id == claim.response_id, *_mine(claim))
+        .values(lease_expires_at=db_epoch() + lease_seconds)
+        .returning(ResponseRow.cancel_requested)
+    )
+    cancel = (await session.execute(statement)).scalar_one_or_none()
+    if cancel is None:
+        raise LeaseLost(claim.response_id)
+    return bool(cancel)
+
+
+async def record_step(
+    session: AsyncSession, claim: Claim, seq: int, step: Step, events: list[Event]
+) -> None:
+    """Journal one completed step with its events, fenced by the claim. Raises LeaseLost."""
+    if not await append_events(session, claim.response_id, events, *_mine(claim)):
+        raise LeaseLost(claim.response_id)
+    session.add(
+        StepRow(
+            response_id=claim.response_id,
+            seq=seq,
+            attempt=claim.attempt,
+            kind=step.kind,
+            data=step_to_dict(step),
+            created_at=now(),
+        )
+    )
+    await session.flush()
+
+
+async def finish(
+    session: AsyncSession,
+    claim: Claim,
+    status: Status,
+    *,
+    error: dict[str, Any] | None = None,
+    incomplete_reason: str | None = None,
+) -> None:
+    """Write the terminal state; the first committed terminal state wins. Raises LeaseLost."""
+    assert status.terminal
+    data: dict[str, Any] = {"status": status}
+    if error is not None:
+        data["error"] = error
+    if incomplete_reason is not None:
+        data["incomplete_details"] = {"reason": incomplete_reason}
+    written = await append_events(
+        session,
+        claim.response_id,
+        [(f"response.{status.value}", data)],
+        *_mine(claim),
+        status=status,
+        error=error,
+        incomplete_reason=incomplete_reason,
+        completed_at=now() if status is Status.COMPLETED else None,
+        lease_owner=None,
+        lease_expires_at=None,
+    )
+    if not written:
+        raise LeaseLost(claim.response_id)
+
+
+async def release(session: AsyncSession, claim: Claim) -> None:
+    """Give a run back on shutdown: the lease ends now and this attempt is not counted."""
+    await session.execute(
+        update(ResponseRow)
+        .where(ResponseRow.id == claim.response_id, *_mine(claim))
+        .values(
+            lease_owner=None,
+            lease_expires_at=db_epoch() - 1,
+            releases=ResponseRow.releases + 1,
+        )
+    )
+
+
+async def load_run(session: AsyncSession, response_id: str) -> ResponseRow:
+    """The response row of a claimed run. Raises LeaseLost when it was deleted."""
+    row = await session.get(ResponseRow, response_id, populate_existing=True)
+    if row is None:
+        raise LeaseLost(response_id)
+    return row
+
+
+async def load_chain(
+    session: AsyncSession, previous_id: str | None, max_depth: int = 50
+) -> list[ResponseRow]:
+    """The responses a run continues, oldest first (following previous_response_id)."""
+    chain: list[ResponseRow] = []
+    while previous_id is not None and len(chain) < max_depth:
+        row = await session.get(ResponseRow, previous_id)
+        if row is None:
+            break
+        chain.append(row)
+        previous_id = row.previous_response_id
+    chain.reverse()
+    return chain
