@@ -12,7 +12,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     """Every tunable of the service; environment variables use the `RESEARCHDESK_` prefix."""
 
-    model_config = SettingsConfigDict(env_prefix="RESEARCHDESK_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="RESEARCHDESK_", extra="ignore", validate_by_name=True, validate_by_alias=True
+    )
 
     database_url: str = "sqlite+aiosqlite:///./researchdesk.db"
     llm_base_url: str = "https://router.huggingface.co/v1"

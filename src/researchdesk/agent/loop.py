@@ -114,14 +114,14 @@ class Agent:
                 await journal.record(step)
                 state.apply(step)
 
+        crash: str | None = None
         try:
             async with asyncio.TaskGroup() as group:
                 for index, call in enumerate(calls):
                     group.create_task(one(index, call))
         except* _ToolCrashed as crashed:
-            error = crashed.exceptions[0]
-            return Failed("tool_error", str(error))
-        return None
+            crash = str(crashed.exceptions[0])
+        return None if crash is None else Failed("tool_error", crash)
 
     async def _run_tool(self, call: ToolCallRequest) -> ToolStep:
         tool = self._tools.get(call.name)

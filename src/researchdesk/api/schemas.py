@@ -29,7 +29,6 @@ METADATA_MAX_KEYS = 16
 METADATA_KEY_MAX_CHARS = 64
 METADATA_VALUE_MAX_CHARS = 512
 _ONE_MICRO_USD = Decimal("0.000001")
-_TEXT_PARTS = ("input_text", "output_text")
 
 
 def _text_or_list(value: Any) -> str | None:
@@ -41,26 +40,17 @@ def _text_or_list(value: Any) -> str | None:
     return None
 
 
-def _text_or(items: Any, expected: str) -> Any:
-    """A `string | list[items]` type whose errors never mention the branch that did not apply."""
-    return Annotated[
-        Annotated[str, Tag("text")] | Annotated[items, Tag("list")],
-        Discriminator(
-            _text_or_list, custom_error_type="invalid_type", custom_error_message=expected
-        ),
-    ]
-
-
-def _refuse_other_types(data: Any, allowed: tuple[str, ...], what: str, why: str) -> Any:
+def _only_types(data: Any, allowed: tuple[str, ...], what: str, why: str) -> Any:
     """Reject a non-object, or an object whose `type` is a kind of input this service cannot use."""
     if not isinstance(data, dict):
         raise PydanticCustomError("invalid_type", "expected an object")
     kind = data.get("type", allowed[0])
     if isinstance(kind, str) and kind not in allowed:
         raise PydanticCustomError(
-            "unsupported_input", "{what} of type '{kind}' are not supported: {why}",
+            "unsupported_input",
+            "{what} of type '{kind}' are not supported: {why}",
             {"what": what, "kind": kind, "why": why},
-        )  # fmt: skip
+        )
     return data
 
 
@@ -78,7 +68,18 @@ class ContentPart(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _text_only(cls, data: Any) -> Any:
-        return _refuse_other_types(data, _TEXT_PARTS, "content parts", "only text is accepted")
+        allowed = ("input_text", "output_text")
+        return _only_types(data, allowed, "content parts", "only text is accepted")
+
+
+MessageContent = Annotated[
+    Annotated[str, Tag("text")] | Annotated[list[ContentPart], Field(min_length=1), Tag("list")],
+    Discriminator(
+        _text_or_list,
+        custom_error_type="invalid_type",
+        custom_error_message="expected a string or an array of content parts",
+    ),
+]
 
 
 class InputItem(BaseModel):
@@ -88,10 +89,7 @@ class InputItem(BaseModel):
 
     type: Literal["message"] = "message"
     role: Literal["user", "assistant", "system", "developer"]
-    content: _text_or(  # type: ignore[valid-type]
-        Annotated[list[ContentPart], Field(min_length=1)],
-        "expected a string or an array of content parts",
-    )
+    content: MessageContent
     # Accepted so that earlier output messages can be sent back as they were received.
     id: str | None = None
     status: Literal["in_progress", "completed", "incomplete"] | None = None
@@ -100,7 +98,7 @@ class InputItem(BaseModel):
     @classmethod
     def _messages_only(cls, data: Any) -> Any:
         why = "only messages with text content are accepted"
-        return _refuse_other_types(data, ("message",), "input items", why)
+        return _only_types(data, ("message",), "input items", why)
 
     def texts(self) -> list[str]:
         """The text of each content part, in order."""
@@ -109,40 +107,93 @@ class InputItem(BaseModel):
         return [part.text for part in self.content]
 
 
+RequestInput = Annotated[
+    Annotated[str, Tag("text")] | Annotated[list[InputItem], Tag("list")],
+    Discriminator(
+        _text_or_list,
+        custom_error_type="invalid_type",
+        custom_error_message="expected a string or an array of input items",
+    ),
+]
+
+
 def _empty(value: object) -> bool:
     return value is None or (isinstance(value, list | dict) and not value)
 
 
-def _neutral_text(value: object) -> bool:
+def _all_null(value: object) -> bool:
+    return _empty(value) or (isinstance(value, dict) and all(v is None for v in value.values()))
+
+
+def _plain_text(value: object) -> bool:
     if _empty(value):
         return True
     if not isinstance(value, dict) or not set(value) <= {"format", "verbosity"}:
         return False
-    return value.get("format") in (None, {"type": "text"}) and value.get("verbosity") in (
-        None,
-        "medium",
-    )
+    plain = value.get("format") in (None, {"type": "text"})
+    return plain and value.get("verbosity") in (None, "medium")
 
 
-def _one_of(*values: object) -> Callable[[object], bool]:
+def _zero(value: object) -> bool:
+    return value is None or (type(value) is int and value == 0)
+
+
+def _one_of(*values: str) -> Callable[[object], bool]:
     return lambda value: value is None or (isinstance(value, str) and value in values)
 
 
-# Standard create parameters that cannot apply here: their neutral value, and why any other fails.
+# Standard create parameters that cannot apply here: which values are neutral, and why any
+# other value is refused.
 _INAPPLICABLE: dict[str, tuple[Callable[[object], bool], str]] = {
-    "tools": (_empty, "client-defined tools are not supported: the research agent uses its own hf_papers tool"),
-    "include": (_empty, "extra output data is not supported: the output already carries the full tool trace"),
-    "conversation": (_empty, "conversation objects are not supported: chain responses with previous_response_id"),
-    "prompt": (_empty, "stored prompt templates are not supported: send the text as instructions and input"),
-    "reasoning": (lambda v: _empty(v) or (isinstance(v, dict) and all(x is None for x in v.values())), "reasoning settings are not supported: the research agent configures its own model calls"),
-    "text": (_neutral_text, "output formats other than plain text are not supported: the answer is a cited text message"),
-    "truncation": (_one_of("disabled"), "truncation is not supported: the research agent manages its own context"),
-    "top_logprobs": (lambda v: v is None or (type(v) is int and v == 0), "log probabilities are not available: an answer is written over several model calls"),
-    "service_tier": (_one_of("auto", "default"), "service tiers are not supported: pick an inference provider with a ':provider' suffix on the model"),
-    "stream_options": (_empty, "stream options are not supported: a stream always carries every event, unobfuscated"),
-    "prompt_cache_retention": (_one_of("in-memory"), "prompt cache retention is decided by the inference provider"),
-    "context_management": (_empty, "context management is not supported: the research agent manages its own context"),
-}  # fmt: skip
+    "tools": (
+        _empty,
+        "client-defined tools are not supported: the research agent uses its own hf_papers tool",
+    ),
+    "include": (
+        _empty,
+        "extra output data is not supported: the output already carries the full tool trace",
+    ),
+    "conversation": (
+        _empty,
+        "conversation objects are not supported: chain responses with previous_response_id",
+    ),
+    "prompt": (
+        _empty,
+        "stored prompt templates are not supported: send the text as instructions and input",
+    ),
+    "reasoning": (
+        _all_null,
+        "reasoning settings are not supported: the research agent configures its model calls",
+    ),
+    "text": (
+        _plain_text,
+        "output formats other than plain text are not supported: the answer is cited text",
+    ),
+    "truncation": (
+        _one_of("disabled"),
+        "truncation is not supported: the research agent manages its own context",
+    ),
+    "top_logprobs": (
+        _zero,
+        "log probabilities are not available: an answer is written over several model calls",
+    ),
+    "service_tier": (
+        _one_of("auto", "default"),
+        "service tiers are not supported: choose a provider with a ':provider' model suffix",
+    ),
+    "stream_options": (
+        _empty,
+        "stream options are not supported: a stream always carries every event, unobfuscated",
+    ),
+    "prompt_cache_retention": (
+        _one_of("in-memory"),
+        "prompt cache retention is not supported: the inference provider decides it",
+    ),
+    "context_management": (
+        _empty,
+        "context management is not supported: the research agent manages its own context",
+    ),
+}
 
 
 class CreateResponseRequest(BaseModel):
@@ -151,7 +202,7 @@ class CreateResponseRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     model: str | None = Field(default=None, min_length=1, max_length=256)
-    input: _text_or(list[InputItem], "expected a string or an array of input items")  # type: ignore[valid-type]
+    input: RequestInput
     instructions: str | None = None
     background: bool = False
     stream: bool = False
@@ -186,16 +237,17 @@ class CreateResponseRequest(BaseModel):
     @field_validator(*_INAPPLICABLE, mode="before")
     @classmethod
     def _neutral_only(cls, value: object, info: ValidationInfo) -> None:
-        neutral, why = _INAPPLICABLE[info.field_name or ""]
+        assert info.field_name is not None
+        neutral, why = _INAPPLICABLE[info.field_name]
         if not neutral(value):
             raise PydanticCustomError("unsupported_parameter", why)
         return None
 
     @field_validator("input", mode="after")
     @classmethod
-    def _not_empty(cls, value: str | list[InputItem]) -> str | list[InputItem]:
-        items = [value] if isinstance(value, str) else [t for i in value for t in i.texts()]
-        if not "".join(items).strip():
+    def _has_text(cls, value: str | list[InputItem]) -> str | list[InputItem]:
+        texts = [value] if isinstance(value, str) else [t for item in value for t in item.texts()]
+        if not "".join(texts).strip():
             raise PydanticCustomError("invalid_value", "the input must contain some text")
         return value
 
@@ -207,14 +259,12 @@ class CreateResponseRequest(BaseModel):
         if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
             raise PydanticCustomError("invalid_type", "expected a number of USD")
         try:
-            # Through `str` so a JSON 0.1 becomes exactly Decimal("0.1"), not the float's binary value.
+            # Through `str`, so that JSON's 0.1 is exactly Decimal("0.1"), not the float's value.
             amount = Decimal(str(value).strip())
         except InvalidOperation:
             raise PydanticCustomError("invalid_value", "expected a number of USD") from None
         if not amount.is_finite() or amount < _ONE_MICRO_USD:
-            raise PydanticCustomError(
-                "invalid_value", "expected a finite number of USD of at least 0.000001"
-            )
+            raise PydanticCustomError("invalid_value", "expected at least 0.000001 USD")
         return amount
 
     @field_validator("tool_choice", mode="before")
@@ -235,24 +285,27 @@ class CreateResponseRequest(BaseModel):
             return None
         if len(value) > METADATA_MAX_KEYS:
             raise PydanticCustomError(
-                "invalid_value", "expected at most {limit} keys, got {count}",
+                "invalid_value",
+                "expected at most {limit} keys, got {count}",
                 {"limit": METADATA_MAX_KEYS, "count": len(value)},
-            )  # fmt: skip
+            )
         for key, item in value.items():
             if len(key) > METADATA_KEY_MAX_CHARS:
                 raise PydanticCustomError(
-                    "invalid_value", "key '{key}' is longer than {limit} characters",
-                    {"key": key[:METADATA_KEY_MAX_CHARS] + "…", "limit": METADATA_KEY_MAX_CHARS},
-                )  # fmt: skip
+                    "invalid_value",
+                    "keys must be at most {limit} characters long, got one of {length}",
+                    {"limit": METADATA_KEY_MAX_CHARS, "length": len(key)},
+                )
             if len(item) > METADATA_VALUE_MAX_CHARS:
                 raise PydanticCustomError(
-                    "invalid_value", "the value of key '{key}' is longer than {limit} characters",
+                    "invalid_value",
+                    "the value of '{key}' is longer than {limit} characters",
                     {"key": key, "limit": METADATA_VALUE_MAX_CHARS},
-                )  # fmt: skip
+                )
         return value
 
     def input_chars(self) -> int:
-        """Characters of input text plus instructions, the measure the size limit applies to."""
+        """Characters of input text plus instructions: the measure the size limit applies to."""
         if isinstance(self.input, str):
             texts = [self.input]
         else:
@@ -264,18 +317,18 @@ def parse_json_body(raw: bytes) -> object:
     """Decode a request body as strict JSON (no NaN or Infinity), or raise 400 `invalid_json`."""
 
     def refuse_constant(name: str) -> object:
-        raise ValueError(f"{name} is not valid JSON")
+        raise ValueError(f"{name} is not JSON")
 
     try:
         return json.loads(raw, parse_constant=refuse_constant)
-    except ValueError:  # also covers JSONDecodeError and UnicodeDecodeError
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
         raise InvalidRequest(
             "We could not parse the JSON body of your request.", code="invalid_json"
         ) from None
 
 
 def validate_create(body: object, settings: Settings) -> CreateResponseRequest:
-    """Validate a decoded create body, raising the service's own 400/413 errors on any fault."""
+    """Validate a decoded create body, raising the service's own 400 or 413 on any fault."""
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_type")
     try:
@@ -291,7 +344,7 @@ def validate_create(body: object, settings: Settings) -> CreateResponseRequest:
         )
     if request.background and not request.store:
         raise InvalidRequest(
-            "Invalid value for 'store': a background response must be stored.",
+            "Invalid value for 'store': a background response is always stored.",
             param="store",
             code="invalid_value",
         )
@@ -307,21 +360,20 @@ def validate_create(body: object, settings: Settings) -> CreateResponseRequest:
 
 def normalize_input(request: CreateResponseRequest) -> list[dict[str, Any]]:
     """The request's input as stored input items, in the shape `GET …/input_items` lists."""
-    items = (
-        [InputItem(role="user", content=request.input)]
-        if isinstance(request.input, str)
-        else request.input
-    )
+    if isinstance(request.input, str):
+        messages = [("user", [request.input])]
+    else:
+        messages = [(item.role, item.texts()) for item in request.input]
     return [
         {
             "id": f"msg_{uuid.uuid4().hex}",
             "type": "message",
-            "role": item.role,
+            "role": role,
             "status": "completed",
             "content": [
-                {"type": "output_text" if item.role == "assistant" else "input_text", "text": text}
-                for text in item.texts()
+                {"type": "output_text" if role == "assistant" else "input_text", "text": text}
+                for text in texts
             ],
         }
-        for item in items
+        for role, texts in messages
     ]

@@ -75,7 +75,7 @@ async def list_responses(
         cursor = await session.get(ResponseRow, after)
         if cursor is None or not _visible(cursor, owner):
             raise InvalidRequest(f"Unknown cursor '{after}'.", param="after")
-        cursor_key = tuple_(cursor.created_at, cursor.id)  # type: ignore[arg-type]
+        cursor_key = tuple_(cursor.created_at, cursor.id)
         conditions.append(key > cursor_key if order == "asc" else key < cursor_key)
     ordering = (
         (ResponseRow.created_at.asc(), ResponseRow.id.asc())

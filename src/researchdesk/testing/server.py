@@ -23,11 +23,15 @@ def free_port() -> int:
 class ThreadedServer:
     """A uvicorn server on its own thread and event loop; `url` is its base address."""
 
-    def __init__(self, app: Any, port: int | None = None) -> None:
+    def __init__(self, app: Any, port: int | None = None, *, lifespan: bool = False) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="on" if lifespan else "off",
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
@@ -38,6 +42,7 @@ class ThreadedServer:
         deadline = time.monotonic() + timeout
         while not self._server.started:
             if time.monotonic() > deadline or not self._thread.is_alive():
+                self._server.should_exit = True
                 raise RuntimeError(f"test server on port {self.port} did not start")
             time.sleep(0.01)
 
@@ -48,9 +53,9 @@ class ThreadedServer:
 
 
 @contextmanager
-def serve(app: Any, port: int | None = None) -> Iterator[ThreadedServer]:
+def serve(app: Any, port: int | None = None, *, lifespan: bool = False) -> Iterator[ThreadedServer]:
     """Serve `app` for the duration of the block."""
-    server = ThreadedServer(app, port)
+    server = ThreadedServer(app, port, lifespan=lifespan)
     server.start()
     try:
         yield server

@@ -1,0 +1,68 @@
+"""The response object on the wire: keys and order exactly as in spec/response.example.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from researchdesk.journal import Step, llm_call_count, output_items, token_totals
+from researchdesk.pricing.cost import format_usd
+from researchdesk.status import Status
+from researchdesk.store.models import ResponseRow
+
+
+def render_response(
+    row: ResponseRow, steps: list[Step], *, status: Status | None = None
+) -> dict[str, Any]:
+    """The public response object for `row`, as of its journaled `steps`."""
+    status = status or Status(row.status)
+    return {
+        "id": row.id,
+        "object": "response",
+        "created_at": int(row.created_at),
+        "completed_at": _stamp(row.completed_at) if status is Status.COMPLETED else None,
+        "status": status.value,
+        "model": row.model,
+        "background": row.background,
+        "previous_response_id": row.previous_response_id,
+        "session_id": row.session_id,
+        "max_cost_usd": format_usd(row.max_cost_micros),
+        "instructions": row.instructions,
+        "output": output_items(steps, final_status=_item_status(status)),
+        "error": row.error if status is Status.FAILED else None,
+        "incomplete_details": (
+            {"reason": row.incomplete_reason} if status is Status.INCOMPLETE else None
+        ),
+        "usage": render_usage(row, steps),
+        "artifacts": [],
+        "metadata": row.metadata_,
+    }
+
+
+def _stamp(value: float | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def _item_status(status: Status) -> str:
+    return "incomplete" if status in (Status.INCOMPLETE, Status.CANCELLED) else "completed"
+
+
+def render_usage(row: ResponseRow, steps: list[Step]) -> dict[str, Any]:
+    """The usage bucket: token sums from the journal; money stays 0 until it is metered."""
+    tokens = token_totals(steps)
+    return {
+        "session_id": row.session_id,
+        "total_usd": format_usd(0),
+        "inference_usd": format_usd(0),
+        "hf_jobs_estimated_usd": 0.0,
+        "sandbox_estimated_usd": 0.0,
+        "llm_calls": llm_call_count(steps),
+        "hf_jobs_count": 0,
+        "sandbox_count": 0,
+        "prompt_tokens": tokens.prompt_tokens,
+        "completion_tokens": tokens.completion_tokens,
+        "cache_read_tokens": tokens.cached_tokens,
+        "cache_creation_tokens": 0,
+        "total_tokens": tokens.total_tokens,
+        "hf_jobs_billable_seconds_estimate": 0,
+        "sandbox_billable_seconds_estimate": 0,
+    }

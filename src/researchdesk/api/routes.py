@@ -1,0 +1,139 @@
+"""The HTTP routes of the Responses API; each one validates, calls the service, renders."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+
+from researchdesk.api import service
+from researchdesk.api.deps import OwnerDep, SessionDep, StateDep
+from researchdesk.api.render import render_response
+from researchdesk.api.schemas import parse_json_body, validate_create
+from researchdesk.api.stream import event_stream
+from researchdesk.errors import InvalidRequest
+from researchdesk.status import Status
+from researchdesk.store import responses as store
+from researchdesk.store.steps import load_steps_for
+
+router = APIRouter()
+
+_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+@router.post("/responses", response_model=None)
+async def create_response(
+    request: Request, state: StateDep, session: SessionDep, owner: OwnerDep
+) -> dict[str, Any] | StreamingResponse:
+    """Accept a research request: stored and committed before this returns."""
+    body = validate_create(parse_json_body(await request.body()), state.settings)
+    row = await service.create(state, session, owner, body)
+    if body.stream:
+        return StreamingResponse(
+            event_stream(state, row.id, 0), media_type="text/event-stream", headers=_SSE_HEADERS
+        )
+    if not body.background:
+        row = await service.wait_until_done(
+            state, session, row, state.settings.sync_timeout_seconds
+        )
+    return await service.render(session, row)
+
+
+@router.get("/responses/{response_id}", response_model=None)
+async def retrieve_response(
+    response_id: str,
+    state: StateDep,
+    session: SessionDep,
+    owner: OwnerDep,
+    stream: bool = False,
+    starting_after: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any] | StreamingResponse:
+    """The response as it is now, or its event stream from `starting_after`."""
+    row = await store.get_response(session, response_id, owner)
+    if stream:
+        return StreamingResponse(
+            event_stream(state, row.id, starting_after),
+            media_type="text/event-stream",
+            headers=_SSE_HEADERS,
+        )
+    return await service.render(session, row)
+
+
+@router.post("/responses/{response_id}/cancel")
+async def cancel_response(
+    response_id: str, state: StateDep, session: SessionDep, owner: OwnerDep
+) -> dict[str, Any]:
+    """Cancel a queued or running response."""
+    row = await service.cancel(state, session, owner, response_id)
+    return await service.render(session, row)
+
+
+@router.delete("/responses/{response_id}")
+async def delete_response(
+    response_id: str, state: StateDep, session: SessionDep, owner: OwnerDep
+) -> dict[str, Any]:
+    """Delete a response and its journal."""
+    return await service.delete(state, session, owner, response_id)
+
+
+@router.get("/responses/{response_id}/input_items")
+async def list_input_items(
+    response_id: str,
+    session: SessionDep,
+    owner: OwnerDep,
+    after: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    order: Literal["asc", "desc"] = "desc",
+) -> dict[str, Any]:
+    """The input items of a response, in the OpenAI list shape."""
+    row = await store.get_response(session, response_id, owner)
+    return service.input_items_page(row, after=after, limit=limit, order=order)
+
+
+@router.get("/responses")
+async def list_responses(
+    request: Request,
+    session: SessionDep,
+    owner: OwnerDep,
+    status: Status | None = None,
+    model: str | None = None,
+    created_after: float | None = None,
+    created_before: float | None = None,
+    after: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    order: Literal["asc", "desc"] = "desc",
+) -> dict[str, Any]:
+    """Responses for dashboards: filter by status, model, metadata and time; newest first."""
+    metadata = _metadata_filters(request)
+    filters = store.ListFilter(
+        status=status.value if status else None,
+        model=model,
+        metadata=metadata,
+        created_after=created_after,
+        created_before=created_before,
+    )
+    rows, has_more = await store.list_responses(
+        session, owner, filters, after=after, limit=limit, order=order
+    )
+    steps = await load_steps_for(session, [row.id for row in rows])
+    data = [render_response(row, steps.get(row.id, [])) for row in rows]
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": has_more,
+    }
+
+
+def _metadata_filters(request: Request) -> tuple[tuple[str, str], ...]:
+    """`metadata[key]=value` query parameters, as OpenAI-style clients send them."""
+    filters: list[tuple[str, str]] = []
+    for name, value in request.query_params.multi_items():
+        if name.startswith("metadata[") and name.endswith("]"):
+            key = name[len("metadata[") : -1]
+            if not key:
+                raise InvalidRequest("Empty metadata key in filter.", param=name)
+            filters.append((key, value))
+    return tuple(filters)

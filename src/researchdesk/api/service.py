@@ -1,0 +1,143 @@
+"""Creating, reading, cancelling and deleting responses: the rules the routes call."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from researchdesk.api.deps import AppState
+from researchdesk.api.render import render_response
+from researchdesk.api.schemas import CreateResponseRequest, normalize_input
+from researchdesk.errors import InvalidRequest
+from researchdesk.pricing.cost import usd_to_micros
+from researchdesk.status import Status
+from researchdesk.store import responses as store
+from researchdesk.store.models import ResponseRow
+from researchdesk.store.steps import load_steps
+
+# Request fields kept with the run and applied by the worker.
+_RUN_PARAMS = (
+    "temperature",
+    "top_p",
+    "max_output_tokens",
+    "max_tool_calls",
+    "tool_choice",
+    "parallel_tool_calls",
+    "user",
+    "safety_identifier",
+    "prompt_cache_key",
+    "store",
+)
+
+
+async def create(
+    state: AppState, session: AsyncSession, owner: str | None, request: CreateResponseRequest
+) -> ResponseRow:
+    """Store a new queued response and commit it before anything is answered."""
+    settings = state.settings
+    session_id = str(uuid.uuid4())
+    if request.previous_response_id is not None:
+        previous = await store.previous_for(session, request.previous_response_id, owner)
+        session_id = previous.session_id
+    max_cost = request.max_cost_usd or settings.default_max_cost_usd
+    params: dict[str, Any] = {
+        name: getattr(request, name) for name in _RUN_PARAMS if getattr(request, name) is not None
+    }
+    row = ResponseRow(
+        id=f"resp_{uuid.uuid4().hex}",
+        owner=owner,
+        created_at=time.time(),
+        completed_at=None,
+        status=Status.QUEUED,
+        model=request.model or settings.default_model,
+        background=request.background,
+        previous_response_id=request.previous_response_id,
+        session_id=session_id,
+        max_cost_micros=usd_to_micros(max_cost),
+        instructions=request.instructions,
+        input_items=normalize_input(request),
+        params=params,
+        metadata_=dict(request.metadata or {}),
+        error=None,
+        incomplete_reason=None,
+        attempt=0,
+        releases=0,
+        cancel_requested=False,
+        event_seq=0,
+    )
+    await store.insert_response(session, row)
+    await session.commit()
+    state.notifier.work_available()
+    return row
+
+
+async def render(session: AsyncSession, row: ResponseRow) -> dict[str, Any]:
+    """The public object of `row` with its journal."""
+    return render_response(row, await load_steps(session, row.id))
+
+
+async def wait_until_done(
+    state: AppState, session: AsyncSession, row: ResponseRow, seconds: float
+) -> ResponseRow:
+    """Wait for a terminal state (for `background: false`), up to `seconds`; then the current."""
+    deadline = time.monotonic() + seconds
+    while not Status(row.status).terminal:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        await state.notifier.wait_changed(
+            row.id, min(remaining, state.settings.poll_interval_seconds)
+        )
+        await session.rollback()
+        row = await store.get_response(session, row.id, row.owner)
+    return row
+
+
+async def cancel(
+    state: AppState, session: AsyncSession, owner: str | None, response_id: str
+) -> ResponseRow:
+    """Cancel a response: idempotent once cancelled, refused once it finished otherwise."""
+    row = await store.get_response(session, response_id, owner)
+    row = await store.request_cancel(session, row)
+    await session.commit()
+    state.notifier.cancel_requested(response_id)
+    if Status(row.status) is Status.IN_PROGRESS:
+        # Give the owning worker a moment, so the answer usually shows the final state.
+        row = await wait_until_done(state, session, row, min(2.0, state.settings.lease_seconds))
+    return row
+
+
+async def delete(
+    state: AppState, session: AsyncSession, owner: str | None, response_id: str
+) -> dict[str, Any]:
+    """Delete a response and everything recorded for it; a running one is stopped first."""
+    row = await store.get_response(session, response_id, owner)
+    await store.delete_response(session, row)
+    await session.commit()
+    state.notifier.cancel_requested(response_id)
+    return {"id": response_id, "object": "response.deleted", "deleted": True}
+
+
+def input_items_page(
+    row: ResponseRow, *, after: str | None, limit: int, order: str
+) -> dict[str, Any]:
+    """A page of the response's input items in the OpenAI list shape."""
+    items = list(row.input_items)
+    if order == "desc":
+        items.reverse()
+    if after is not None:
+        ids = [item["id"] for item in items]
+        if after not in ids:
+            raise InvalidRequest(f"Unknown cursor '{after}'.", param="after")
+        items = items[ids.index(after) + 1 :]
+    page = items[:limit]
+    return {
+        "object": "list",
+        "data": page,
+        "first_id": page[0]["id"] if page else None,
+        "last_id": page[-1]["id"] if page else None,
+        "has_more": len(items) > limit,
+    }

@@ -1,0 +1,64 @@
+"""Server-sent events from a response's event log, resumable by sequence number."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from researchdesk.api.deps import AppState
+from researchdesk.api.render import render_response
+from researchdesk.status import Status
+from researchdesk.store.events import read_events
+from researchdesk.store.models import EventRow, ResponseRow
+from researchdesk.store.steps import load_steps
+
+_TERMINAL_EVENTS = {f"response.{status.value}" for status in Status if status.terminal}
+_STATUS_EVENTS = {"response.created", "response.queued", "response.in_progress"}
+
+
+def sse(event: dict[str, Any]) -> str:
+    """One SSE frame: `event:` names the type, `data:` carries the JSON."""
+    return f"event: {event['type']}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n"
+
+
+async def event_stream(
+    state: AppState, response_id: str, starting_after: int
+) -> AsyncIterator[str]:
+    """Every event after `starting_after`, then new ones as they happen, until a terminal one."""
+    cursor = starting_after
+    while True:
+        async with state.sessions() as session:
+            rows = await read_events(session, response_id, cursor)
+            row = await session.get(ResponseRow, response_id)
+            if row is None:
+                return
+            for event in rows:
+                cursor = event.sequence_number
+                yield sse(await _wire_event(session_row=row, event=event, state=state))
+                if event.type in _TERMINAL_EVENTS:
+                    return
+            if not rows and Status(row.status).terminal:
+                return
+        if not rows:
+            await state.notifier.wait_changed(response_id, state.settings.poll_interval_seconds)
+
+
+async def _wire_event(
+    *, session_row: ResponseRow, event: EventRow, state: AppState
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"type": event.type, "sequence_number": event.sequence_number}
+    if event.type in _STATUS_EVENTS or event.type in _TERMINAL_EVENTS:
+        async with state.sessions() as session:
+            steps = await load_steps(session, session_row.id)
+        status = Status(event.data.get("status", _status_of(event.type)))
+        body["response"] = render_response(session_row, steps, status=status)
+    else:
+        body.update(event.data)
+    return body
+
+
+def _status_of(event_type: str) -> str:
+    if event_type == "response.in_progress":
+        return Status.IN_PROGRESS.value
+    return Status.QUEUED.value

@@ -1,0 +1,138 @@
+"""Run one claimed response: heartbeat the lease, drive the agent, write the terminal state."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, assert_never
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from researchdesk.agent.loop import Agent
+from researchdesk.agent.state import Completed, Failed, Incomplete, Outcome
+from researchdesk.config import Settings
+from researchdesk.status import Status
+from researchdesk.store import runs
+from researchdesk.store.notify import Notifier
+from researchdesk.store.steps import load_steps, load_steps_for
+from researchdesk.worker.journal import DatabaseJournal
+from researchdesk.worker.spec import build_spec
+
+logger = logging.getLogger(__name__)
+
+_FINISH_TRIES = 5
+
+
+class RunHandle:
+    """One run in flight on this worker, and the reasons it may be stopped early."""
+
+    def __init__(
+        self,
+        claim: runs.Claim,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        agent: Agent,
+        notifier: Notifier,
+    ) -> None:
+        self.claim = claim
+        self._settings = settings
+        self._sessions = sessions
+        self._agent = agent
+        self._notifier = notifier
+        self._agent_task: asyncio.Task[Outcome] | None = None
+        self.cancel_requested = False
+        self.shutting_down = False
+        self.lease_lost = False
+
+    def stop(self, *, cancel: bool = False, shutdown: bool = False) -> None:
+        """Abort the run's in-flight work (the LLM call or tool calls) at once."""
+        self.cancel_requested |= cancel
+        self.shutting_down |= shutdown
+        if self._agent_task is not None:
+            self._agent_task.cancel()
+
+    async def execute(self) -> None:
+        """Drive the run to a terminal state, or give it back, or stop if it is no longer ours."""
+        rid = self.claim.response_id
+        try:
+            async with self._sessions() as session:
+                row = await runs.load_run(session, rid)
+                chain = await runs.load_chain(session, row.previous_response_id)
+                chain_steps = await load_steps_for(session, [r.id for r in chain])
+                steps = await load_steps(session, rid)
+            spec = build_spec(row, chain, chain_steps, self._settings)
+            journal = DatabaseJournal(self._sessions, self.claim, steps, self._notifier)
+            self._agent_task = asyncio.create_task(self._agent.run(spec, steps, journal))
+            if self.cancel_requested or self.shutting_down:
+                self._agent_task.cancel()
+            heart = asyncio.create_task(self._heartbeat())
+            try:
+                await asyncio.wait({self._agent_task})
+            finally:
+                heart.cancel()
+            await self._conclude(self._agent_task)
+        except runs.LeaseLost:
+            logger.info("run %s: lease lost, stopping without further writes", rid)
+        finally:
+            self._notifier.changed(rid)
+
+    async def _conclude(self, task: asyncio.Task[Outcome]) -> None:
+        if task.cancelled():
+            if self.lease_lost:
+                raise runs.LeaseLost(self.claim.response_id)
+            if self.cancel_requested:
+                await self._write(Status.CANCELLED)
+            elif self.shutting_down:
+                async with self._sessions() as session, session.begin():
+                    await runs.release(session, self.claim)
+                self._notifier.work_available()
+            return
+        error = task.exception()
+        if isinstance(error, runs.LeaseLost):
+            raise error
+        if error is not None:
+            logger.error("run %s crashed", self.claim.response_id, exc_info=error)
+            outcome: Outcome = Failed("server_error", f"The run failed unexpectedly: {error}")
+        else:
+            outcome = task.result()
+        match outcome:
+            case Completed():
+                await self._write(Status.COMPLETED)
+            case Incomplete(reason):
+                await self._write(Status.INCOMPLETE, incomplete_reason=reason)
+            case Failed(code, message):
+                await self._write(Status.FAILED, error={"code": code, "message": message})
+            case _:
+                assert_never(outcome)
+
+    async def _write(self, status: Status, **fields: Any) -> None:
+        """The terminal write, retried through brief database outages."""
+        for attempt in range(_FINISH_TRIES):
+            try:
+                async with self._sessions() as session, session.begin():
+                    await runs.finish(session, self.claim, status, **fields)
+                return
+            except SQLAlchemyError:
+                if attempt == _FINISH_TRIES - 1:
+                    raise
+                logger.warning("run %s: terminal write failed, retrying", self.claim.response_id)
+                await asyncio.sleep(self._settings.lease_seconds / 10)
+
+    async def _heartbeat(self) -> None:
+        interval = self._settings.lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                async with self._sessions() as session, session.begin():
+                    cancel = await runs.heartbeat(session, self.claim, self._settings.lease_seconds)
+            except runs.LeaseLost:
+                self.lease_lost = True
+                self.stop()
+                return
+            except SQLAlchemyError:
+                logger.warning("run %s: heartbeat failed", self.claim.response_id)
+                continue
+            if cancel:
+                self.stop(cancel=True)
+                return

@@ -1,0 +1,102 @@
+"""The worker: claims runs up to its concurrency and keeps them moving."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from researchdesk.agent.loop import Agent
+from researchdesk.config import Settings
+from researchdesk.store import runs
+from researchdesk.store.notify import Notifier
+from researchdesk.worker.runner import RunHandle
+
+logger = logging.getLogger(__name__)
+
+
+def make_worker_id() -> str:
+    """A name unique to this process: host, pid and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Scheduler:
+    """Claims queued (or abandoned) runs and runs each on its own task."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        agent: Agent,
+        notifier: Notifier,
+        *,
+        concurrency: int | None = None,
+    ) -> None:
+        self._settings = settings
+        self._sessions = sessions
+        self._agent = agent
+        self._notifier = notifier
+        self._concurrency = concurrency or settings.worker_concurrency
+        self.worker_id = make_worker_id()
+        self._runs: dict[str, tuple[RunHandle, asyncio.Task[None]]] = {}
+        self._loop_task: asyncio.Task[None] | None = None
+        self._stopping = False
+        notifier.on_cancel(self._cancel)
+
+    def start(self) -> None:
+        """Begin claiming work in the background."""
+        self._loop_task = asyncio.create_task(self._loop(), name="researchdesk-scheduler")
+
+    async def stop(self) -> None:
+        """Stop claiming; abort runs in flight and give their leases back for another worker."""
+        self._stopping = True
+        self._notifier.work_available()
+        if self._loop_task is not None:
+            await self._loop_task
+        for handle, _task in self._runs.values():
+            handle.stop(shutdown=True)
+        tasks = [task for _handle, task in self._runs.values()]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _cancel(self, response_id: str) -> None:
+        entry = self._runs.get(response_id)
+        if entry is not None:
+            entry[0].stop(cancel=True)
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            try:
+                await self._claim_available()
+            except SQLAlchemyError:
+                logger.warning("claiming failed; will retry", exc_info=True)
+            await self._notifier.wait_for_work(self._settings.poll_interval_seconds)
+
+    async def _claim_available(self) -> None:
+        async with self._sessions() as session, session.begin():
+            for response_id in await runs.fail_exhausted(session, self._settings.max_attempts):
+                logger.warning(
+                    "run %s failed after %d attempts", response_id, self._settings.max_attempts
+                )
+        while not self._stopping and len(self._runs) < self._concurrency:
+            async with self._sessions() as session, session.begin():
+                claim = await runs.claim_next(session, self.worker_id, self._settings.lease_seconds)
+            if claim is None:
+                return
+            handle = RunHandle(claim, self._settings, self._sessions, self._agent, self._notifier)
+            task = asyncio.create_task(self._execute(handle), name=f"run-{claim.response_id}")
+            self._runs[claim.response_id] = (handle, task)
+
+    async def _execute(self, handle: RunHandle) -> None:
+        try:
+            await handle.execute()
+        except Exception:
+            logger.exception("run %s: worker error", handle.claim.response_id)
+        finally:
+            self._runs.pop(handle.claim.response_id, None)
+            self._notifier.work_available()

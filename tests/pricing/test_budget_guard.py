@@ -1,0 +1,190 @@
+"""The budget guard: prompt bounds, call plans, and the property that makes the budget hold."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from researchdesk.pricing import (
+    CallPlan,
+    Price,
+    call_cost_micros,
+    plan_call,
+    prompt_upper_bound,
+    reservation_micros,
+    utf8_size,
+)
+
+KIMI = Price(Decimal("0.6"), Decimal("2.5"))
+
+
+def test_prompt_bound_first_call_is_bytes_plus_overhead() -> None:
+    assert prompt_upper_bound(None, 1200, 64) == 1264
+
+
+def test_prompt_bound_later_calls_add_to_the_reported_count() -> None:
+    assert prompt_upper_bound(5000, 300, 64) == 5364
+    assert prompt_upper_bound(0, 0, 0) == 0
+
+
+@pytest.mark.parametrize(
+    ("previous", "appended", "overhead"), [(-1, 0, 0), (None, -1, 0), (None, 0, -1)]
+)
+def test_prompt_bound_rejects_negative_inputs(
+    previous: int | None, appended: int, overhead: int
+) -> None:
+    with pytest.raises(ValueError, match="non-negative"):
+        prompt_upper_bound(previous, appended, overhead)
+
+
+def test_utf8_size_counts_bytes_not_characters() -> None:
+    assert utf8_size("héllo", "日本", "") == 6 + 6
+
+
+def test_plan_caps_max_tokens_to_fit() -> None:
+    # Prompt: 3000 × 0.6 = 1800; left 8200; 8200 / 2.5 = 3280 tokens exactly, costing 10000.
+    assert plan_call(KIMI, 10_000, 3000, 4096, 100) == CallPlan(
+        max_tokens=3280, reservation_micros=10_000, prompt_bound=3000
+    )
+
+
+def test_plan_rounds_the_cap_down() -> None:
+    # Left 8199 → 3279.6 tokens → 3279, reserving ceil(1800 + 8197.5) = 9998.
+    assert plan_call(KIMI, 9999, 3000, 4096, 100) == CallPlan(3279, 9998, 3000)
+
+
+def test_plan_keeps_desired_tokens_when_affordable() -> None:
+    plan = plan_call(KIMI, 1_000_000, 3000, 4096, 100)
+    # 1800 + 4096 × 2.5 = 12040.
+    assert plan == CallPlan(max_tokens=4096, reservation_micros=12_040, prompt_bound=3000)
+
+
+def test_plan_refuses_when_min_useful_does_not_fit() -> None:
+    # 1800 + 100 × 2.5 = 2050 > 2049.
+    assert plan_call(KIMI, 2049, 3000, 4096, 100) is None
+    assert plan_call(KIMI, 2050, 3000, 4096, 100) == CallPlan(100, 2050, 3000)
+
+
+def test_plan_refuses_when_the_prompt_alone_is_too_dear() -> None:
+    assert plan_call(KIMI, 1799, 3000, 4096, 1) is None
+    assert plan_call(KIMI, -5, 0, 4096, 1) is None
+
+
+def test_plan_uses_the_higher_of_input_and_cache_rates() -> None:
+    odd = Price(Decimal("0.6"), Decimal("2.5"), Decimal("1.0"))
+    # 3000 × 1.0 = 3000; left 7000 → 2800 tokens.
+    assert plan_call(odd, 10_000, 3000, 4096, 1) == CallPlan(2800, 10_000, 3000)
+
+
+def test_plan_with_free_output_keeps_desired() -> None:
+    price = Price(Decimal("1"), Decimal("0"))
+    assert plan_call(price, 3000, 3000, 4096, 1) == CallPlan(4096, 3000, 3000)
+    assert plan_call(Price(Decimal(0), Decimal(0)), 0, 10**6, 4096, 1) == CallPlan(4096, 0, 10**6)
+
+
+def test_min_useful_above_desired_reads_as_desired() -> None:
+    assert plan_call(KIMI, 1_000_000, 0, 50, 500) == CallPlan(50, 125, 0)
+
+
+def test_plan_rejects_nonsense_arguments() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        plan_call(KIMI, 100, 0, 0, 1)
+    with pytest.raises(ValueError, match="at least 1"):
+        plan_call(KIMI, 100, 0, 10, 0)
+    with pytest.raises(ValueError, match="prompt_bound"):
+        plan_call(KIMI, 100, -1, 10, 1)
+
+
+def _rate() -> st.SearchStrategy[Decimal]:
+    """Prices in USD per million tokens with up to 9 decimals, from 0 to 200."""
+    return st.builds(
+        lambda units, places: Decimal(units).scaleb(-places),
+        st.integers(min_value=0, max_value=200 * 10**9),
+        st.integers(min_value=0, max_value=9),
+    )
+
+
+PRICES = st.builds(Price, _rate(), _rate(), st.none() | _rate())
+
+
+@settings(max_examples=500, database=None)
+@given(
+    prices=st.lists(PRICES, min_size=1, max_size=5),
+    remaining=st.integers(min_value=-10, max_value=10**9),
+    prompt_bound=st.integers(min_value=0, max_value=2_000_000),
+    desired=st.integers(min_value=1, max_value=200_000),
+    min_useful=st.integers(min_value=1, max_value=5000),
+    data=st.data(),
+)
+def test_reservation_fits_and_covers_any_actual_call(
+    prices: list[Price],
+    remaining: int,
+    prompt_bound: int,
+    desired: int,
+    min_useful: int,
+    data: st.DataObject,
+) -> None:
+    """Whatever provider serves the call, however the prompt splits, it costs ≤ the reservation."""
+    worst = Price.ceiling(prices)  # as PriceCatalog.worst_case builds it
+    plan = plan_call(worst, remaining, prompt_bound, desired, min_useful)
+    if plan is None:
+        assert reservation_micros(worst, prompt_bound, min(min_useful, desired)) > remaining
+        return
+    assert plan.reservation_micros <= remaining
+    assert min(min_useful, desired) <= plan.max_tokens <= desired
+    assert plan.reservation_micros == reservation_micros(worst, prompt_bound, plan.max_tokens)
+    if plan.max_tokens < desired:  # the cap is the largest that fits
+        assert reservation_micros(worst, prompt_bound, plan.max_tokens + 1) > remaining
+
+    served = data.draw(st.sampled_from(prices))
+    prompt = data.draw(st.integers(min_value=0, max_value=prompt_bound))
+    cached = data.draw(st.integers(min_value=0, max_value=prompt))
+    completion = data.draw(st.integers(min_value=0, max_value=plan.max_tokens))
+    assert call_cost_micros(served, prompt, cached, completion) <= plan.reservation_micros
+    for cached_share in (0, prompt_bound):  # the two extreme cache splits of a full prompt
+        actual = call_cost_micros(served, prompt_bound, cached_share, plan.max_tokens)
+        assert actual <= plan.reservation_micros
+
+
+@settings(max_examples=200, database=None)
+@given(
+    prices=st.lists(PRICES, min_size=1, max_size=3),
+    budget=st.integers(min_value=0, max_value=5_000_000),
+    steps=st.lists(
+        st.tuples(
+            st.text(max_size=400),  # text appended before the call
+            st.integers(min_value=0, max_value=1000),  # tokens the call actually wrote
+            st.integers(min_value=0, max_value=100),  # percent of the prompt served from cache
+        ),
+        min_size=1,
+        max_size=12,
+    ),
+    data=st.data(),
+)
+def test_a_whole_run_never_exceeds_its_budget(
+    prices: list[Price],
+    budget: int,
+    steps: list[tuple[str, int, int]],
+    data: st.DataObject,
+) -> None:
+    """Chaining plans call after call keeps the total within the budget."""
+    worst = Price.ceiling(prices)
+    spent = 0
+    previous: int | None = None
+    for appended, wanted, cache_percent in steps:
+        # Any tokenizer emits at most one token per byte; take the worst, one per byte.
+        bound = prompt_upper_bound(previous, utf8_size(appended), overhead=16)
+        plan = plan_call(worst, budget - spent, bound, desired_max_tokens=800, min_useful_tokens=1)
+        if plan is None:
+            break
+        prompt_tokens = bound
+        cached = prompt_tokens * cache_percent // 100
+        completion = min(wanted, plan.max_tokens)
+        served = data.draw(st.sampled_from(prices))
+        spent += call_cost_micros(served, prompt_tokens, cached, completion)
+        assert spent <= budget
+        previous = prompt_tokens + completion
+    assert spent <= budget
