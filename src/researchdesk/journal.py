@@ -61,7 +61,16 @@ class ToolStep:
     kind: Literal["tool"] = "tool"
 
 
-Step = LLMStep | ToolStep
+@dataclass(frozen=True)
+class NoteStep:
+    """A message the agent itself added to the conversation (e.g. asking to fix citations)."""
+
+    purpose: str
+    text: str
+    kind: Literal["note"] = "note"
+
+
+Step = LLMStep | ToolStep | NoteStep
 
 
 def step_to_dict(step: Step) -> dict[str, Any]:
@@ -82,6 +91,8 @@ def step_to_dict(step: Step) -> dict[str, Any]:
             "finish_reason": step.finish_reason,
             "stop_reason": step.stop_reason,
         }
+    if isinstance(step, NoteStep):
+        return {"purpose": step.purpose, "text": step.text}
     return {
         "call_id": step.call_id,
         "name": step.name,
@@ -103,6 +114,8 @@ def step_from_dict(kind: str, data: dict[str, Any]) -> Step:
             finish_reason=data.get("finish_reason"),
             stop_reason=data.get("stop_reason"),
         )
+    if kind == "note":
+        return NoteStep(purpose=data["purpose"], text=data["text"])
     return ToolStep(
         call_id=data["call_id"],
         name=data["name"],
@@ -127,7 +140,7 @@ def output_items(steps: list[Step], *, final_status: str = "completed") -> list[
     """The response's `output`: one item per tool call and per model text, in order."""
     papers = retrieved_papers(steps)
     items: list[dict[str, Any]] = []
-    for step in steps:
+    for index, step in enumerate(steps):
         position = len(items)
         if isinstance(step, ToolStep):
             items.append(
@@ -140,9 +153,18 @@ def output_items(steps: list[Step], *, final_status: str = "completed") -> list[
                     "status": step.status,
                 }
             )
-        elif step.content:
+        elif isinstance(step, LLMStep) and step.content and not _superseded(steps, index):
             items.append(message_item(f"msg_{position}", step.content, papers, final_status))
     return items
+
+
+def _superseded(steps: list[Step], index: int) -> bool:
+    """An answer the agent was asked to correct is replaced by the corrected one."""
+    following = steps[index + 1] if index + 1 < len(steps) else None
+    return isinstance(following, NoteStep) and following.purpose == FIX_CITATIONS
+
+
+FIX_CITATIONS = "fix_citations"
 
 
 def message_item(

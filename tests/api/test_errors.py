@@ -1,4 +1,4 @@
-"""Every error leaves the app as the OpenAI envelope with the right status, never a 422 or a trace."""
+"""Every error leaves the app as an OpenAI envelope with the right status: no 422, no trace."""
 
 from __future__ import annotations
 
@@ -263,7 +263,9 @@ async def test_wrong_method_is_405(client: httpx.AsyncClient) -> None:
     assert envelope(response)["code"] == "method_not_allowed"
 
 
-@pytest.mark.parametrize(("status", "kind"), [(418, "invalid_request_error"), (502, "server_error")])
+@pytest.mark.parametrize(
+    ("status", "kind"), [(418, "invalid_request_error"), (502, "server_error")]
+)
 async def test_http_exception_keeps_its_status_and_detail(
     client: httpx.AsyncClient, status: int, kind: str
 ) -> None:

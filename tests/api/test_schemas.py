@@ -43,6 +43,15 @@ def with_input(**fields: Any) -> dict[str, Any]:
     return {"input": "What is a sparse autoencoder?", **fields}
 
 
+def user(*parts: dict[str, Any]) -> list[dict[str, Any]]:
+    """An input list holding one user message with these content parts."""
+    return [{"role": "user", "content": list(parts)}]
+
+
+TEXT = {"type": "input_text", "text": "a"}
+C0 = "input[0].content[0]"
+
+
 def test_the_spec_example_is_accepted() -> None:
     body = parse_json_body(SPEC_EXAMPLE)
     request = validate_create(body, SETTINGS)
@@ -83,7 +92,8 @@ def test_every_honoured_parameter_is_accepted() -> None:
     request = validate_create(body, SETTINGS)
     assert request.temperature == 2.0
     assert request.tool_choice == "none"
-    assert request.metadata is not None and len(request.metadata) == 16
+    assert request.metadata is not None
+    assert len(request.metadata) == 16
 
 
 @pytest.mark.parametrize(
@@ -308,7 +318,7 @@ def test_message_items_are_accepted() -> None:
     items = [
         {"role": "system", "content": "Be rigorous."},
         {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "d"}]},
-        {"role": "user", "content": [{"type": "input_text", "text": "a"}, {"type": "input_text", "text": "b"}]},
+        *user(TEXT, {"type": "input_text", "text": "b"}),
         {
             "id": "msg_old",
             "type": "message",
@@ -316,7 +326,7 @@ def test_message_items_are_accepted() -> None:
             "status": "completed",
             "content": [{"type": "output_text", "text": "earlier", "annotations": []}],
         },
-    ]  # fmt: skip
+    ]
     request = validate_create({"input": items}, SETTINGS)
     assert isinstance(request.input, list)
     assert [item.role for item in request.input] == ["system", "developer", "user", "assistant"]
@@ -332,27 +342,27 @@ def test_message_items_are_accepted() -> None:
         (5, "input", "invalid_type"),
         ({"role": "user", "content": "x"}, "input", "invalid_type"),
         (["just a string"], "input[0]", "invalid_type"),
-        ([{"type": "function_call_output", "call_id": "c", "output": "o"}], "input[0]", "unsupported_input"),
+        ([{"type": "function_call_output", "output": "o"}], "input[0]", "unsupported_input"),
         ([{"type": "item_reference", "id": "msg_1"}], "input[0]", "unsupported_input"),
         ([{"type": "reasoning", "summary": []}], "input[0]", "unsupported_input"),
-        ([{"role": "user", "content": "ok"}, {"type": "function_call", "name": "f"}], "input[1]", "unsupported_input"),
-        ([{"role": "user", "content": [{"type": "input_image", "image_url": "u"}]}], "input[0].content[0]", "unsupported_input"),
-        ([{"role": "user", "content": [{"type": "input_text", "text": "a"}, {"type": "input_file", "file_id": "f"}]}], "input[0].content[1]", "unsupported_input"),
-        ([{"role": "assistant", "content": [{"type": "refusal", "refusal": "no"}]}], "input[0].content[0]", "unsupported_input"),
-        ([{"role": "user", "content": []}], "input[0].content", "invalid_value"),
+        ([*user(TEXT), {"type": "function_call", "name": "f"}], "input[1]", "unsupported_input"),
+        (user({"type": "input_image", "image_url": "u"}), C0, "unsupported_input"),
+        (user(TEXT, {"type": "input_file"}), "input[0].content[1]", "unsupported_input"),
+        ([{"role": "assistant", "content": [{"type": "refusal"}]}], C0, "unsupported_input"),
+        (user(), "input[0].content", "invalid_value"),
         ([{"role": "user", "content": 3}], "input[0].content", "invalid_type"),
-        ([{"role": "user", "content": ["x"]}], "input[0].content[0]", "invalid_type"),
+        ([{"role": "user", "content": ["x"]}], C0, "invalid_type"),
         ([{"role": "tool", "content": "x"}], "input[0].role", "invalid_value"),
         ([{"content": "x"}], "input[0].role", "missing_required_parameter"),
         ([{"role": "user"}], "input[0].content", "missing_required_parameter"),
-        ([{"role": "user", "content": [{"type": "input_text"}]}], "input[0].content[0].text", "missing_required_parameter"),
-        ([{"role": "user", "content": [{"text": "x"}]}], "input[0].content[0].type", "missing_required_parameter"),
-        ([{"role": "user", "content": [{"type": "input_text", "text": 1}]}], "input[0].content[0].text", "invalid_type"),
+        (user({"type": "input_text"}), f"{C0}.text", "missing_required_parameter"),
+        (user({"text": "x"}), f"{C0}.type", "missing_required_parameter"),
+        (user({"type": "input_text", "text": 1}), f"{C0}.text", "invalid_type"),
         ([{"role": "user", "content": "x", "name": "bob"}], "input[0].name", "unknown_parameter"),
-        ([{"role": "user", "content": [{"type": "input_text", "text": "x", "x": 1}]}], "input[0].content[0].x", "unknown_parameter"),
+        (user({**TEXT, "x": 1}), f"{C0}.x", "unknown_parameter"),
         ([{"type": 1, "role": "user", "content": "x"}], "input[0].type", "invalid_value"),
     ],
-)  # fmt: skip
+)
 def test_bad_input(input_: object, param: str, code: str) -> None:
     error = rejected({"input": input_})
     assert (error.param, error.code) == (param, code)
@@ -405,10 +415,16 @@ def test_normalize_items_keeps_order_and_uses_role_part_types() -> None:
         "input": [
             {"role": "developer", "content": "d"},
             {"role": "assistant", "content": [{"type": "input_text", "text": "a1"}]},
-            {"id": "msg_x", "role": "user", "content": [{"type": "input_text", "text": "u1"},
-                                                         {"type": "output_text", "text": "u2"}]},
+            {
+                "id": "msg_x",
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": "u1"},
+                    {"type": "output_text", "text": "u2"},
+                ],
+            },
         ]
-    }  # fmt: skip
+    }
     items = normalize_input(validate_create(body, SETTINGS))
     assert [(i["role"], i["content"]) for i in items] == [
         ("developer", [{"type": "input_text", "text": "d"}]),
@@ -425,7 +441,8 @@ def test_model_validate_directly_gives_typed_request() -> None:
 
 
 @pytest.mark.parametrize(
-    "raw", [b"", b"{", b'{"input": NaN}', b'{"max_cost_usd": Infinity}', b"\xff\xfe\x00", b"{'a': 1}"]
+    "raw",
+    [b"", b"{", b'{"input": NaN}', b'{"max_cost_usd": Infinity}', b"\xff\xfe\x00", b"{'a': 1}"],
 )
 def test_parse_json_body_rejects_invalid_json(raw: bytes) -> None:
     with pytest.raises(InvalidRequest) as caught:

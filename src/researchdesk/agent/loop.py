@@ -8,17 +8,22 @@ from collections.abc import Sequence
 from typing import Protocol, assert_never
 
 from researchdesk.agent.llm import LLMClient, LLMRequest, UpstreamError
-from researchdesk.agent.prompts import FINAL_ANSWER_NOTICE, NO_TOOLS_NOTICE
+from researchdesk.agent.prompts import (
+    FINAL_ANSWER_NOTICE,
+    NO_TOOLS_NOTICE,
+    fix_citations_request,
+)
 from researchdesk.agent.state import (
     AgentState,
     CallModel,
     Failed,
     Finish,
+    FixCitations,
     Outcome,
     RunSpec,
     RunTools,
 )
-from researchdesk.journal import LLMStep, Step, ToolCallRequest, ToolStep
+from researchdesk.journal import FIX_CITATIONS, LLMStep, NoteStep, Step, ToolCallRequest, ToolStep
 from researchdesk.tools.base import Tool, openai_tool_spec
 
 logger = logging.getLogger(__name__)
@@ -52,6 +57,10 @@ class Agent:
                     failure = await self._run_tools(state, calls, journal)
                     if failure is not None:
                         return failure
+                case FixCitations(arxiv_ids):
+                    note = NoteStep(FIX_CITATIONS, fix_citations_request(arxiv_ids))
+                    await journal.record(note)
+                    state.apply(note)
                 case CallModel():
                     try:
                         await self._call_model(state, step, journal)

@@ -45,3 +45,13 @@ def input_messages(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         )
         messages.append({"role": "system" if role == "developer" else role, "content": text})
     return messages
+
+
+def fix_citations_request(arxiv_ids: tuple[str, ...]) -> str:
+    """Asks the model, once, to check or drop the papers it cited without retrieving them."""
+    listed = ", ".join(f"https://huggingface.co/papers/{arxiv_id}" for arxiv_id in arxiv_ids)
+    return (
+        f"Your answer cites papers that you never retrieved in this research: {listed}. "
+        "Retrieve each with hf_papers to check it supports your claim, or remove it. "
+        "Then give your complete corrected final answer."
+    )

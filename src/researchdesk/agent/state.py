@@ -5,7 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from researchdesk.journal import LLMStep, Step, ToolCallRequest, ToolStep
+from researchdesk.citations import unverified_ids
+from researchdesk.journal import (
+    FIX_CITATIONS,
+    LLMStep,
+    NoteStep,
+    Step,
+    ToolCallRequest,
+    ToolStep,
+    retrieved_papers,
+)
 
 
 @dataclass(frozen=True)
@@ -70,7 +79,14 @@ class Finish:
     outcome: Outcome
 
 
-NextStep = RunTools | CallModel | Finish
+@dataclass(frozen=True)
+class FixCitations:
+    """Next: ask the model once to verify or drop the papers it cited without retrieving."""
+
+    arxiv_ids: tuple[str, ...]
+
+
+NextStep = RunTools | CallModel | FixCitations | Finish
 
 
 @dataclass
@@ -120,15 +136,29 @@ class AgentState:
                     return Finish(Incomplete(last.stop_reason))
                 if last.finish_reason == "length":
                     return Finish(Incomplete("max_output_tokens"))
+                unverified = self._unverified(last)
+                if unverified:
+                    return FixCitations(unverified)
                 return Finish(Completed())
         spec = self.spec
+        tools_left = spec.max_tool_calls is None or self.tool_calls_run < spec.max_tool_calls
+        if isinstance(self.steps[-1] if self.steps else None, NoteStep):
+            # The one correction call: tools if they are still allowed, and never a forced stop.
+            return CallModel(tools_on=spec.tools_enabled and tools_left)
         if not spec.tools_enabled:
             return CallModel(tools_on=False)
         if self.llm_calls >= spec.max_turns - 1:
             return CallModel(tools_on=False, stop_reason="max_turns")
-        if spec.max_tool_calls is not None and self.tool_calls_run >= spec.max_tool_calls:
+        if not tools_left:
             return CallModel(tools_on=False, stop_reason="max_tool_calls")
         return CallModel(tools_on=True)
+
+    def _unverified(self, answer: LLMStep) -> tuple[str, ...]:
+        """Cited-but-never-retrieved papers, when a correction may still be asked for."""
+        asked = any(isinstance(s, NoteStep) and s.purpose == FIX_CITATIONS for s in self.steps)
+        if asked or not answer.content or self.llm_calls >= self.spec.max_turns:
+            return ()
+        return tuple(unverified_ids(answer.content, retrieved_papers(self.steps)))
 
     def messages(self) -> list[dict[str, Any]]:
         """The chat messages for the next model call."""
@@ -142,6 +172,8 @@ def step_message(step: Step) -> dict[str, Any]:
     """The chat message a journaled step stands for."""
     if isinstance(step, ToolStep):
         return {"role": "tool", "tool_call_id": step.call_id, "content": step.output}
+    if isinstance(step, NoteStep):
+        return {"role": "user", "content": step.text}
     message: dict[str, Any] = {"role": "assistant", "content": step.content or ""}
     if step.tool_calls:
         message["tool_calls"] = [

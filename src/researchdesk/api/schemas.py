@@ -262,8 +262,10 @@ class CreateResponseRequest(BaseModel):
             # Through `str`, so that JSON's 0.1 is exactly Decimal("0.1"), not the float's value.
             amount = Decimal(str(value).strip())
         except InvalidOperation:
-            raise PydanticCustomError("invalid_value", "expected a number of USD") from None
-        if not amount.is_finite() or amount < _ONE_MICRO_USD:
+            amount = Decimal("NaN")
+        if not amount.is_finite():
+            raise PydanticCustomError("invalid_value", "expected a number of USD")
+        if amount < _ONE_MICRO_USD:
             raise PydanticCustomError("invalid_value", "expected at least 0.000001 USD")
         return amount
 

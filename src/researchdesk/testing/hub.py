@@ -14,10 +14,10 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from importlib import resources
-from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlencode
@@ -310,7 +310,9 @@ class FakeHub:
         if not any(params.get(key) for key in ("date", "week", "month")) and listed:
             latest = max(p.paper["submittedOnDailyAt"][:10] for p in listed)
             listed = [p for p in listed if p.paper["submittedOnDailyAt"][:10] == latest]
-        listed = [p for p in listed if matches(date.fromisoformat(p.paper["submittedOnDailyAt"][:10]))]
+        listed = [
+            p for p in listed if matches(date.fromisoformat(p.paper["submittedOnDailyAt"][:10]))
+        ]
         if sort == "trending":
             listed.sort(key=lambda p: -int(p.paper["upvotes"]))
         else:
@@ -327,7 +329,9 @@ class FakeHub:
     async def _repos(self, request: Request) -> Response:
         paper = self._hub_paper(request.path_params["arxiv_id"])
         repos = paper.repos if paper else {}
-        return JSONResponse({kind: repos.get(kind, []) for kind in ("models", "datasets", "spaces")})
+        return JSONResponse(
+            {kind: repos.get(kind, []) for kind in ("models", "datasets", "spaces")}
+        )
 
     async def _repo_list(self, request: Request) -> Response:
         kind = request.url.path.rsplit("/", 1)[-1]

@@ -60,10 +60,14 @@ class HfPapersArgs(BaseModel):
         default=None, ge=1, le=100, description="search, daily_papers, find_*: maximum results."
     )
     date: str | None = Field(
-        default=None, pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", description="daily_papers: YYYY-MM-DD."
+        default=None,
+        pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+        description="daily_papers: YYYY-MM-DD.",
     )
     week: str | None = Field(
-        default=None, pattern=r"^[0-9]{4}-W[0-9]{2}$", description="daily_papers: ISO week YYYY-Www."
+        default=None,
+        pattern=r"^[0-9]{4}-W[0-9]{2}$",
+        description="daily_papers: ISO week YYYY-Www.",
     )
     month: str | None = Field(
         default=None, pattern=r"^[0-9]{4}-[0-9]{2}$", description="daily_papers: YYYY-MM."

@@ -1,0 +1,119 @@
+"""Kill the serving process mid-run (SIGKILL), restart it, and the run finishes from its journal."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from researchdesk.testing.hub import FakeHub
+from researchdesk.testing.router import FakeRouter, reply, tool_calls
+from researchdesk.testing.server import free_port
+from tests.integration.helpers import wait_for
+
+SEARCH = ("hf_papers", {"operation": "search", "query": "capacity factors"})
+READ = ("hf_papers", {"operation": "read_paper", "arxiv_id": "2501.01234"})
+
+
+class ServerProcess:
+    """`researchdesk serve` as a real subprocess, restartable on the same port and database."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._env = env
+        self._log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = [sys.executable, "-m", "researchdesk.cli", "serve", "--port", str(self.port)]
+        with self._log.open("ab") as log:
+            self.process = subprocess.Popen(command, env=self._env, stdout=log, stderr=log)
+        for _ in range(200):
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"server did not start:\n{self._log.read_text()}")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def server(tmp_path: Path, router: FakeRouter, hub: FakeHub) -> Iterator[ServerProcess]:
+    env = {
+        **os.environ,
+        "RESEARCHDESK_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'rd.db'}",
+        "RESEARCHDESK_LLM_BASE_URL": router.url,
+        "RESEARCHDESK_LLM_API_KEY": "test-key",
+        "HF_ENDPOINT": hub.url,
+        "RESEARCHDESK_ARXIV_URL": hub.url,
+        "RESEARCHDESK_LEASE_SECONDS": "1.5",
+        "RESEARCHDESK_POLL_INTERVAL_SECONDS": "0.1",
+        "RESEARCHDESK_RETRY_BASE_SECONDS": "0.01",
+    }
+    process = ServerProcess(env, tmp_path / "server.log")
+    yield process
+    process.stop()
+
+
+def test_sigkill_mid_run_resumes_without_resending_completed_steps(
+    server: ServerProcess, router: FakeRouter, hub: FakeHub
+) -> None:
+    held = threading.Event()
+    router.script(tool_calls(SEARCH), tool_calls(READ, gate=held))
+    server.start()
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        rid = client.post("/v1/responses", json={"input": "What are capacity factors?"}).json()[
+            "id"
+        ]
+    router.wait_for_chat_requests(2)
+    # Step 1 (the search call) and its tool result are journaled; step 2 is in flight.
+    server.kill()
+    held.set()
+    router.script(
+        tool_calls(READ), reply("Final [paper](https://huggingface.co/papers/2501.01234)")
+    )
+    server.start()
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        body = wait_for(client, rid)
+
+    assert body["status"] == "completed", body
+    router.assert_script_consumed()
+    requests = [r["messages"] for r in router.chat_requests()]
+    assert len(requests) == 4
+    # The first call was completed before the kill: no later request repeats it.
+    assert requests[1:].count(requests[0]) == 0
+    # The in-flight call never completed, so it was asked again from the same journaled state.
+    assert requests[2] == requests[1]
+    assert hub.count("/api/papers/search") == 1
+    assert body["usage"]["llm_calls"] == 3
+    assert [item["type"] for item in body["output"]] == [
+        "custom_tool_call",
+        "custom_tool_call",
+        "message",
+    ]
+    assert body["output"][2]["content"][0]["annotations"][0]["verified"] is True
