@@ -127,6 +127,11 @@ class AgentState:
 
     def next_step(self) -> NextStep:
         """Decide what happens next: limits are checked before every model call."""
+        spec = self.spec
+        tools_left = spec.max_tool_calls is None or self.tool_calls_run < spec.max_tool_calls
+        if self.steps and isinstance(self.steps[-1], NoteStep):
+            # The one correction call: tools if they are still allowed, and never a forced stop.
+            return CallModel(tools_on=spec.tools_enabled and tools_left)
         last = self.last_model_step()
         if last is not None:
             if pending := self.pending_calls():
@@ -140,11 +145,6 @@ class AgentState:
                 if unverified:
                     return FixCitations(unverified)
                 return Finish(Completed())
-        spec = self.spec
-        tools_left = spec.max_tool_calls is None or self.tool_calls_run < spec.max_tool_calls
-        if isinstance(self.steps[-1] if self.steps else None, NoteStep):
-            # The one correction call: tools if they are still allowed, and never a forced stop.
-            return CallModel(tools_on=spec.tools_enabled and tools_left)
         if not spec.tools_enabled:
             return CallModel(tools_on=False)
         if self.llm_calls >= spec.max_turns - 1:

@@ -1,0 +1,101 @@
+"""The agent's next-step decision: limits before every model call, replay, citation fixing."""
+
+from __future__ import annotations
+
+from researchdesk.agent.state import (
+    AgentState,
+    CallModel,
+    Completed,
+    Finish,
+    FixCitations,
+    Incomplete,
+    RunSpec,
+    RunTools,
+)
+from researchdesk.journal import (
+    FIX_CITATIONS,
+    LLMStep,
+    NoteStep,
+    TokenUsage,
+    ToolCallRequest,
+    ToolStep,
+)
+from researchdesk.tools.base import PaperRef
+
+
+def spec(**overrides: object) -> RunSpec:
+    values: dict[str, object] = {
+        "model": "m",
+        "system": {"role": "system", "content": "s"},
+        "history": [],
+        "input": [{"role": "user", "content": "q"}],
+        "max_turns": 5,
+        "max_tool_calls": None,
+        "max_output_tokens": 100,
+        "tools_enabled": True,
+        "tool_concurrency": 2,
+    }
+    values.update(overrides)
+    return RunSpec(**values)  # type: ignore[arg-type]
+
+
+def model(content: str | None = None, *calls: str, stop: str | None = None) -> LLMStep:
+    return LLMStep(
+        content=content,
+        tool_calls=tuple(ToolCallRequest(c, "hf_papers", "{}") for c in calls),
+        usage=TokenUsage(1, 1, 0, 2),
+        stop_reason=stop,
+    )
+
+
+def tool(call_id: str, paper: str | None = None) -> ToolStep:
+    papers = (PaperRef(paper, "T"),) if paper else ()
+    return ToolStep(call_id, "hf_papers", "{}", "out", papers=papers)
+
+
+def test_a_fresh_run_calls_the_model_with_tools() -> None:
+    assert AgentState(spec()).next_step() == CallModel(tools_on=True)
+
+
+def test_pending_tool_calls_run_before_the_next_model_call() -> None:
+    state = AgentState(spec(), [model(None, "a", "b"), tool("a")])
+    assert state.next_step() == RunTools((ToolCallRequest("b", "hf_papers", "{}"),))
+
+
+def test_the_last_turn_is_forced_final() -> None:
+    steps = [model(None, "a"), tool("a"), model(None, "b"), tool("b")]
+    state = AgentState(spec(max_turns=3), steps)
+    assert state.next_step() == CallModel(tools_on=False, stop_reason="max_turns")
+    state.apply(model("answer", stop="max_turns"))
+    assert state.next_step() == Finish(Incomplete("max_turns"))
+
+
+def test_tool_call_limit_forces_a_final_answer() -> None:
+    state = AgentState(spec(max_tool_calls=1), [model(None, "a"), tool("a")])
+    assert state.next_step() == CallModel(tools_on=False, stop_reason="max_tool_calls")
+
+
+def test_verified_answer_completes() -> None:
+    text = "[T](https://huggingface.co/papers/2501.01234)"
+    state = AgentState(spec(), [model(None, "a"), tool("a", "2501.01234"), model(text)])
+    assert state.next_step() == Finish(Completed())
+
+
+def test_unverified_citation_is_questioned_once() -> None:
+    text = "See https://huggingface.co/papers/2401.00001"
+    state = AgentState(spec(), [model(text)])
+    assert state.next_step() == FixCitations(("2401.00001",))
+    state.apply(NoteStep(FIX_CITATIONS, "fix"))
+    assert state.next_step() == CallModel(tools_on=True)
+    state.apply(model(text))
+    assert state.next_step() == Finish(Completed())
+    assert state.messages()[-2] == {"role": "user", "content": "fix"}
+
+
+def test_tools_off_by_request() -> None:
+    assert AgentState(spec(tools_enabled=False)).next_step() == CallModel(tools_on=False)
+
+
+def test_a_truncated_final_answer_is_incomplete() -> None:
+    truncated = LLMStep("partial", (), TokenUsage(), finish_reason="length")
+    assert AgentState(spec(), [truncated]).next_step() == Finish(Incomplete("max_output_tokens"))
