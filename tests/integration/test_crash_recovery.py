@@ -87,7 +87,7 @@ def test_sigkill_mid_run_resumes_without_resending_completed_steps(
     router.script(tool_calls(SEARCH), tool_calls(READ, gate=held))
     server.start()
     with httpx.Client(base_url=server.url, timeout=30) as client:
-        rid = client.post("/v1/responses", json={"input": "What are capacity factors?"}).json()[
+        rid = client.post("/v1/responses", json={"input": "What are capacity factors?", "background": True}).json()[
             "id"
         ]
     router.wait_for_chat_requests(2)

@@ -49,7 +49,7 @@ def test_upstream_failures_end_the_run_with_a_clear_code(
     service: httpx.Client, router: FakeRouter, steps: list[Step], code: str
 ) -> None:
     router.script(*steps)
-    created = service.post("/v1/responses", json={"input": "q"}).json()
+    created = service.post("/v1/responses", json={"input": "q", "background": True}).json()
     body = wait_for(service, created["id"])
     assert body["status"] == "failed"
     assert body["error"]["code"] == code
@@ -60,7 +60,7 @@ def test_upstream_failures_end_the_run_with_a_clear_code(
 
 def test_transient_failures_are_retried(service: httpx.Client, router: FakeRouter) -> None:
     router.script(error(429, headers={"Retry-After": "0"}), error(500), reply("Recovered."))
-    created = service.post("/v1/responses", json={"input": "q"}).json()
+    created = service.post("/v1/responses", json={"input": "q", "background": True}).json()
     body = wait_for(service, created["id"])
     assert body["status"] == "completed"
     assert body["usage"]["llm_calls"] == 1
@@ -71,7 +71,7 @@ def test_max_tool_calls_stops_research_and_asks_for_an_answer(
     service: httpx.Client, router: FakeRouter
 ) -> None:
     router.script(tool_calls(SEARCH, SEARCH), reply("Best effort answer."))
-    created = service.post("/v1/responses", json={"input": "q", "max_tool_calls": 1}).json()
+    created = service.post("/v1/responses", json={"input": "q", "max_tool_calls": 1, "background": True}).json()
     body = wait_for(service, created["id"])
     assert body["status"] == "incomplete"
     assert body["incomplete_details"] == {"reason": "max_tool_calls"}
@@ -90,7 +90,7 @@ def test_max_turns_stops_a_model_that_never_stops(
         lambda request: tool_calls(SEARCH) if request.get("tools") else reply("Final.")
     )
     with start(start_service, make_settings, sqlite_url, max_turns=3) as client:
-        created = client.post("/v1/responses", json={"input": "q"}).json()
+        created = client.post("/v1/responses", json={"input": "q", "background": True}).json()
         body = wait_for(client, created["id"])
     assert body["status"] == "incomplete"
     assert body["incomplete_details"] == {"reason": "max_turns"}
@@ -100,7 +100,7 @@ def test_max_turns_stops_a_model_that_never_stops(
 def test_cancel_aborts_the_call_in_flight(service: httpx.Client, router: FakeRouter) -> None:
     gate = threading.Event()
     router.script(reply("never delivered", gate=gate))
-    created = service.post("/v1/responses", json={"input": "q"}).json()
+    created = service.post("/v1/responses", json={"input": "q", "background": True}).json()
     router.wait_for_chat_requests(1)
     cancelled = service.post(f"/v1/responses/{created['id']}/cancel")
     assert cancelled.status_code == 200
@@ -127,14 +127,14 @@ def test_api_keys_isolate_teams(
 ) -> None:
     router.set_handler(lambda _request: reply("ok"))
     with start(start_service, make_settings, sqlite_url, api_keys="key-a,key-b") as client:
-        missing = client.post("/v1/responses", json={"input": "q"})
+        missing = client.post("/v1/responses", json={"input": "q", "background": True})
         assert missing.status_code == 401
         assert missing.json()["error"]["code"] == "invalid_api_key"
         wrong = client.get("/v1/responses", headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401
         team_a = {"Authorization": "Bearer key-a"}
         team_b = {"Authorization": "Bearer key-b"}
-        created = client.post("/v1/responses", json={"input": "q"}, headers=team_a).json()
+        created = client.post("/v1/responses", json={"input": "q", "background": True}, headers=team_a).json()
         assert client.get(f"/v1/responses/{created['id']}", headers=team_a).status_code == 200
         for method, path in [
             ("GET", f"/v1/responses/{created['id']}"),

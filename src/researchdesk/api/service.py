@@ -91,7 +91,8 @@ async def wait_until_done(
         await state.notifier.wait_changed(
             row.id, min(remaining, state.settings.poll_interval_seconds)
         )
-        await session.rollback()
+        # End the read transaction (without expiring objects) so the next read sees new commits.
+        await session.commit()
         row = await store.get_response(session, row.id, row.owner)
     return row
 

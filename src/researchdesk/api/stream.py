@@ -6,6 +6,8 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from researchdesk.api.deps import AppState
 from researchdesk.api.render import render_response
 from researchdesk.status import Status
@@ -29,13 +31,14 @@ async def event_stream(
     cursor = starting_after
     while True:
         async with state.sessions() as session:
-            rows = await read_events(session, response_id, cursor)
+            # The row first: if it is terminal, the events read after it include the last one.
             row = await session.get(ResponseRow, response_id)
             if row is None:
                 return
+            rows = await read_events(session, response_id, cursor)
             for event in rows:
                 cursor = event.sequence_number
-                yield sse(await _wire_event(session_row=row, event=event, state=state))
+                yield sse(await _wire_event(session, row, event))
                 if event.type in _TERMINAL_EVENTS:
                     return
             if not rows and Status(row.status).terminal:
@@ -44,15 +47,14 @@ async def event_stream(
             await state.notifier.wait_changed(response_id, state.settings.poll_interval_seconds)
 
 
-async def _wire_event(
-    *, session_row: ResponseRow, event: EventRow, state: AppState
-) -> dict[str, Any]:
+async def _wire_event(session: AsyncSession, row: ResponseRow, event: EventRow) -> dict[str, Any]:
     body: dict[str, Any] = {"type": event.type, "sequence_number": event.sequence_number}
     if event.type in _STATUS_EVENTS or event.type in _TERMINAL_EVENTS:
-        async with state.sessions() as session:
-            steps = await load_steps(session, session_row.id)
+        if event.type in _TERMINAL_EVENTS:
+            # The row may be older than this event; the final state is committed with it.
+            row = await session.get(ResponseRow, row.id, populate_existing=True) or row
         status = Status(event.data.get("status", _status_of(event.type)))
-        body["response"] = render_response(session_row, steps, status=status)
+        body["response"] = render_response(row, await load_steps(session, row.id), status=status)
     else:
         body.update(event.data)
     return body

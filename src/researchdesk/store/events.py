@@ -31,6 +31,8 @@ async def append_events(
         .where(ResponseRow.id == response_id, *conditions)
         .values(event_seq=ResponseRow.event_seq + len(events), **values)
         .returning(ResponseRow.event_seq)
+        # Callers reload the row when they need it; do not expire objects mid-transaction.
+        .execution_options(synchronize_session=False)
     )
     last = (await session.execute(statement)).scalar_one_or_none()
     if last is None:

@@ -64,6 +64,7 @@ async def claim_next(session: AsyncSession, worker_id: str, lease_seconds: float
             event_seq=ResponseRow.event_seq + 1,
         )
         .returning(ResponseRow.id, ResponseRow.attempt, ResponseRow.event_seq)
+        .execution_options(synchronize_session=False)
     )
     row = (await session.execute(statement)).one_or_none()
     if row is None:
@@ -126,6 +127,7 @@ async def heartbeat(session: AsyncSession, claim: Claim, lease_seconds: float) -
         .where(ResponseRow.id == claim.response_id, *_mine(claim))
         .values(lease_expires_at=db_epoch() + lease_seconds)
         .returning(ResponseRow.cancel_requested)
+        .execution_options(synchronize_session=False)
     )
     cancel = (await session.execute(statement)).scalar_one_or_none()
     if cancel is None:
@@ -193,6 +195,7 @@ async def release(session: AsyncSession, claim: Claim) -> None:
             lease_expires_at=db_epoch() - 1,
             releases=ResponseRow.releases + 1,
         )
+        .execution_options(synchronize_session=False)
     )
 
 

@@ -3,12 +3,14 @@
 `FakeHub` serves the shapes described in `spec/upstream-apis.md` from the fixture files under
 `testing/fixtures/`: the Hub's `/api/papers/*`, `/api/daily_papers`, `/api/{models,datasets,
 spaces}` and `/papers/{id}.md`, and arXiv's `/html/{id}` and `/abs/{id}`. It records every
-request and can be told to fail the next requests to a path, so tests can check caching,
-retries and which URLs a client asked for.
+request and can be told to fail or stall the next requests to a path, so tests can check
+caching, retries, timeouts and which URLs a client asked for. It is thread-safe: the server runs
+on its own thread while tests read `requests` and queue faults from theirs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import re
@@ -18,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from importlib import resources
+from string import Template
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlencode
@@ -35,6 +38,7 @@ _VERSION = re.compile(r"v\d+$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+_ABS_TEMPLATE = Template((_FIXTURES / "arxiv" / "abs.html").read_text("utf-8"))
 _STOPWORDS = frozenset({"the", "and", "for", "with", "from", "into", "via", "using"})
 _WINDOW_SECONDS = 300
 Json = dict[str, Any]
@@ -58,9 +62,10 @@ class RecordedRequest:
 @dataclass
 class _Fault:
     prefix: str
-    status: int
+    status: int | None
     remaining: int
     headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -168,6 +173,11 @@ class FakeHub:
         with self._lock:
             self._faults.append(_Fault(path_prefix, status, times, dict(headers or {})))
 
+    def stall_next(self, path_prefix: str, seconds: float, times: int = 1) -> None:
+        """Hold the next `times` requests under `path_prefix` for `seconds`, then answer them."""
+        with self._lock:
+            self._faults.append(_Fault(path_prefix, None, times, delay=seconds))
+
     def reset(self) -> None:
         """Forget recorded requests, pending faults and used quota."""
         with self._lock:
@@ -199,7 +209,9 @@ class FakeHub:
                     response_headers.setdefault(name, value)
             await send(message)
 
-        if fault is not None:
+        if fault is not None and fault.delay:
+            await asyncio.sleep(fault.delay)
+        if fault is not None and fault.status is not None:
             if fault.status == 429:
                 rate_headers["RateLimit"] = f'"api";r=0;t={reset}'
             response = _error(fault.status, f"Injected failure: HTTP {fault.status}")
@@ -401,25 +413,15 @@ def _daily_filter(
 
 def _abs_page(paper: Json) -> str:
     """arXiv's abstract page, reduced to the citation meta tags and the abstract block."""
-    arxiv_id = html.escape(paper["id"])
-    title = html.escape(paper["title"])
-    metas = [f'<meta name="citation_title" content="{title}" />']
+    authors = []
     for author in paper.get("authors", []):
         first, _, last = str(author["name"]).rpartition(" ")
-        name = f"{last}, {first}" if first else last
-        metas.append(f'<meta name="citation_author" content="{html.escape(name)}" />')
-    published = str(paper["publishedAt"])[:10].replace("-", "/")
-    metas += [
-        f'<meta name="citation_date" content="{published}" />',
-        f'<meta name="citation_pdf_url" content="https://arxiv.org/pdf/{arxiv_id}" />',
-        f'<meta name="citation_arxiv_id" content="{arxiv_id}" />',
-        f'<meta name="citation_abstract" content="{html.escape(paper["summary"])}" />',
-    ]
-    return (
-        '<!DOCTYPE html>\n<html lang="en">\n<head>\n'
-        f"<title>[{arxiv_id}] {title}</title>\n" + "\n".join(metas) + "\n</head>\n<body>\n"
-        '<header><a href="/">arXiv</a> &gt; <a href="/list/cs/recent">cs</a></header>\n'
-        f'<div id="abs"><h1 class="title mathjax"><span class="descriptor">Title:</span>{title}'
-        '</h1>\n<blockquote class="abstract mathjax"><span class="descriptor">Abstract:</span>'
-        f"{html.escape(paper['summary'])}</blockquote></div>\n</body>\n</html>\n"
+        name = html.escape(f"{last}, {first}" if first else last)
+        authors.append(f'<meta name="citation_author" content="{name}" />')
+    return _ABS_TEMPLATE.substitute(
+        arxiv_id=html.escape(paper["id"]),
+        title=html.escape(paper["title"]),
+        author_metas="\n".join(authors),
+        date=str(paper["publishedAt"])[:10].replace("-", "/"),
+        abstract=html.escape(paper["summary"]),
     )

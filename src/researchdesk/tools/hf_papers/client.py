@@ -40,6 +40,15 @@ from researchdesk.tools.hf_papers.retry import RETRYABLE_STATUSES, Retryable, wi
 from researchdesk.tools.hf_papers.transport import Fetched, Fetcher
 
 RepoKind = Literal["models", "datasets", "spaces"]
+HUB_PATHS = (
+    "/api/papers",
+    "/api/daily_papers",
+    "/api/models",
+    "/api/datasets",
+    "/api/spaces",
+    "/papers",
+)
+ARXIV_PATHS = ("/html", "/abs")
 MAX_DAILY_PAGES = 10
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -52,7 +61,7 @@ class HubClient:
         self._settings = settings
         self._hub = settings.hf_endpoint
         self._arxiv = settings.arxiv_url
-        self._fetcher = Fetcher(settings, cache, http)
+        self._fetcher = Fetcher(settings, cache, http, allowed_paths(settings))
         self._api = HfApi(endpoint=settings.hf_endpoint, token=False, library_name="researchdesk")
 
     async def search(self, query: str, limit: int) -> list[PaperSummary]:
@@ -157,6 +166,13 @@ class HubClient:
             return None
         expected = self._fetcher.build(self._hub, ["api", "daily_papers"])
         return url if url.path == expected.path else None
+
+
+def allowed_paths(settings: Settings) -> dict[str, tuple[str, ...]]:
+    """The only paths the tool requests, per configured base URL."""
+    allowed: dict[str, tuple[str, ...]] = {settings.hf_endpoint: HUB_PATHS}
+    allowed[settings.arxiv_url] = allowed.get(settings.arxiv_url, ()) + ARXIV_PATHS
+    return allowed
 
 
 def _parse(body: str, build: Callable[[object], list[T]], what: str) -> list[T]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -67,6 +67,8 @@ class PaperDocument:
     abstract: str | None = None
     sections: list[Section] = field(default_factory=list)
     references: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """Why a better source was not used, when that was a failure rather than an absence."""
 
     def walk(self) -> Iterator[Section]:
         """Every section and subsection, in document order."""
@@ -83,13 +85,14 @@ class PaperDocument:
         if wanted in _REFERENCE_NAMES and self.references:
             return Section("", "References", "\n".join(f"- {ref}" for ref in self.references))
         sections = list(self.walk())
-        for matches in (
+        rules: tuple[Callable[[Section], bool], ...] = (
             lambda s: normalize(s.number) == wanted,
             lambda s: normalize(s.title) == wanted,
             lambda s: normalize(s.label) == wanted,
             lambda s: wanted in normalize(s.title),
             lambda s: all(word in normalize(s.title) for word in wanted.split()),
-        ):
+        )
+        for matches in rules:
             found = next((section for section in sections if matches(section)), None)
             if found is not None:
                 return found

@@ -61,7 +61,7 @@ def server_delay(status: int | None, headers: Mapping[str, str]) -> float | None
 
 def backoff(attempt: int, base: float, cap: float) -> float:
     """Exponential backoff with jitter for attempt 0, 1, 2…, at most `cap`."""
-    return min(cap, base * 2**attempt) * random.uniform(0.5, 1.0)
+    return min(cap, base * 2.0**attempt) * random.uniform(0.5, 1.0)
 
 
 async def with_retries(

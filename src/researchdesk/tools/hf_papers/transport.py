@@ -1,11 +1,12 @@
 """Upstream GETs for `hf_papers`: host guard, timeout, retries and the shared cache in one place.
 
 Every request goes through `Fetcher`: its URL must sit under `settings.hf_endpoint` or
-`settings.arxiv_url` (same scheme, host and port, no user info, no `.`/`..` segments), it has a
-timeout, transient failures are retried, and its answer is cached under `GET <url>`. Successful
-answers are kept for `tool_cache_ttl_seconds`; a definitive "not found" is kept for at most an
-hour, so a paper without HTML does not cost an arXiv request on every read. Concurrent calls
-for the same URL share one upstream request.
+`settings.arxiv_url` (same scheme, host and port, no user info or fragment, no `.`/`..`
+segments) and on one of the paths the client declared for that base. Each request has a
+timeout, transient failures are retried, and the answer is cached under `GET <url>`.
+Successful answers are kept for `tool_cache_ttl_seconds`; a definitive "not found" is kept for
+at most an hour, so a paper without HTML does not cost an arXiv request on every read.
+Concurrent calls for the same URL share one upstream request.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import json
 import weakref
 from asyncio import Lock
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -40,11 +41,17 @@ class Fetched:
 class Fetcher:
     """Guarded, retried, cached GETs against the configured Hub and arXiv endpoints."""
 
-    def __init__(self, settings: Settings, cache: ToolCache, http: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        cache: ToolCache,
+        http: httpx.AsyncClient,
+        allowed: Mapping[str, Iterable[str]],
+    ) -> None:
         self._settings = settings
         self._cache = cache
         self._http = http
-        self._allowed = [httpx.URL(settings.hf_endpoint), httpx.URL(settings.arxiv_url)]
+        self._allowed = [(httpx.URL(base), tuple(paths)) for base, paths in allowed.items()]
         self._locks: weakref.WeakValueDictionary[str, Lock] = weakref.WeakValueDictionary()
 
     def build(
@@ -55,19 +62,18 @@ class Fetcher:
         return self.check(url)
 
     def check(self, url: httpx.URL | str) -> httpx.URL:
-        """`url` if it lies under an allowed endpoint, else HostGuardError."""
+        """`url` if it is on an allowed path of an allowed endpoint, else HostGuardError."""
         parsed = httpx.URL(url)
         decoded = unquote(parsed.raw_path.decode("ascii").split("?", 1)[0])
-        for base in self._allowed:
-            base_path = base.path.rstrip("/")
-            if (
-                (parsed.scheme, parsed.host, parsed.port) == (base.scheme, base.host, base.port)
-                and not parsed.userinfo
-                and not parsed.fragment
-                and decoded.startswith(base_path + "/")
-                and not {".", ".."} & set(decoded.split("/"))
-            ):
-                return parsed
+        if parsed.userinfo or parsed.fragment or {".", ".."} & set(decoded.split("/")):
+            raise HostGuardError("refused a URL with user info, a fragment or dot segments")
+        for base, paths in self._allowed:
+            if (parsed.scheme, parsed.host, parsed.port) != (base.scheme, base.host, base.port):
+                continue
+            for path in paths:
+                prefix = base.path.rstrip("/") + path
+                if decoded == prefix or decoded.startswith(prefix + "/"):
+                    return parsed
         raise HostGuardError("refused a URL outside the configured Hub and arXiv endpoints")
 
     async def get(self, url: httpx.URL, *, what: str) -> Fetched:
