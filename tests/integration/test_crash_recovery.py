@@ -87,9 +87,9 @@ def test_sigkill_mid_run_resumes_without_resending_completed_steps(
     router.script(tool_calls(SEARCH), tool_calls(READ, gate=held))
     server.start()
     with httpx.Client(base_url=server.url, timeout=30) as client:
-        rid = client.post("/v1/responses", json={"input": "What are capacity factors?", "background": True}).json()[
-            "id"
-        ]
+        rid = client.post(
+            "/v1/responses", json={"input": "What are capacity factors?", "background": True}
+        ).json()["id"]
     router.wait_for_chat_requests(2)
     # Step 1 (the search call) and its tool result are journaled; step 2 is in flight.
     server.kill()

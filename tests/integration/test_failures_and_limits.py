@@ -71,7 +71,9 @@ def test_max_tool_calls_stops_research_and_asks_for_an_answer(
     service: httpx.Client, router: FakeRouter
 ) -> None:
     router.script(tool_calls(SEARCH, SEARCH), reply("Best effort answer."))
-    created = service.post("/v1/responses", json={"input": "q", "max_tool_calls": 1, "background": True}).json()
+    created = service.post(
+        "/v1/responses", json={"input": "q", "max_tool_calls": 1, "background": True}
+    ).json()
     body = wait_for(service, created["id"])
     assert body["status"] == "incomplete"
     assert body["incomplete_details"] == {"reason": "max_tool_calls"}
@@ -134,7 +136,9 @@ def test_api_keys_isolate_teams(
         assert wrong.status_code == 401
         team_a = {"Authorization": "Bearer key-a"}
         team_b = {"Authorization": "Bearer key-b"}
-        created = client.post("/v1/responses", json={"input": "q", "background": True}, headers=team_a).json()
+        created = client.post(
+            "/v1/responses", json={"input": "q", "background": True}, headers=team_a
+        ).json()
         assert client.get(f"/v1/responses/{created['id']}", headers=team_a).status_code == 200
         for method, path in [
             ("GET", f"/v1/responses/{created['id']}"),

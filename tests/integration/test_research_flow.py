@@ -36,7 +36,9 @@ def test_background_run_end_to_end_with_the_sdk(
         reply("Draft citing https://huggingface.co/papers/2312.04567 only."),
         reply(ANSWER, usage=Usage(prompt_tokens=900, completion_tokens=60, cached_tokens=512)),
     )
-    client = openai.OpenAI(base_url=str(service.base_url).rstrip("/") + "/v1", api_key="unused", max_retries=0)
+    client = openai.OpenAI(
+        base_url=str(service.base_url).rstrip("/") + "/v1", api_key="unused", max_retries=0
+    )
     created = client.responses.create(
         model="moonshotai/Kimi-K2.6:novita",
         input="How do sparse MoE models learn capacity factors?",
@@ -137,7 +139,9 @@ def test_previous_response_id_continues_the_conversation(
     service: httpx.Client, router: FakeRouter
 ) -> None:
     router.script(reply("First answer."), reply("Second answer."))
-    first = service.post("/v1/responses", json={"input": "first question", "background": False}).json()
+    first = service.post(
+        "/v1/responses", json={"input": "first question", "background": False}
+    ).json()
     second = service.post(
         "/v1/responses",
         json={"input": "follow-up", "previous_response_id": first["id"], "background": False},
