@@ -7,6 +7,7 @@ from the fixture data bundled with the test servers. Nothing leaves this machine
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 import time
 from pathlib import Path
@@ -48,6 +49,8 @@ def scripted_model(request: dict[str, Any]) -> Step:
 def run_demo(port: int = 0) -> int:
     """Start upstream stand-ins and the service, post a question, and print what happens."""
     print("=== ResearchDesk DEMO: a scripted model and bundled papers, fully offline ===\n")
+    for noisy in ("httpx", "httpx2", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory() as folder, FakeRouter() as router, FakeHub() as hub:
         router.set_handler(scripted_model)
         settings = Settings(
