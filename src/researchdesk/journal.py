@@ -22,6 +22,8 @@ class TokenUsage:
     completion_tokens: int = 0
     cached_tokens: int = 0
     total_tokens: int = 0
+    estimated_cost_micros: int | None = None
+    """The router's own cost estimate (`usage.estimated_cost`), when it sent one."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,7 @@ def step_to_dict(step: Step) -> dict[str, Any]:
                 "completion_tokens": step.usage.completion_tokens,
                 "cached_tokens": step.usage.cached_tokens,
                 "total_tokens": step.usage.total_tokens,
+                "estimated_cost_micros": step.usage.estimated_cost_micros,
             },
             "provider": step.provider,
             "finish_reason": step.finish_reason,

@@ -338,3 +338,32 @@ async def test_guard_respects_a_base_path(
         for refused in ("/api/papers/x", "/hubx/api/papers/x", "/hub/html/x", "/arxiv/api/models"):
             with pytest.raises(HostGuardError):
                 fetcher.check(f"{hub.url}{refused}")
+
+
+async def test_redirects_are_followed_on_allowed_paths(tool: HfPapersTool, hub: FakeHub) -> None:
+    hub.fail_next(f"/html/{MOE}", 301, headers={"Location": f"/html/{MOE}v1"})
+    result = await call(tool, operation="read_paper", arxiv_id=MOE, section="2")
+    assert "## 2 Related Work" in result.text
+    assert [r.path for r in hub.requests] == [f"/html/{MOE}", f"/html/{MOE}v1"]
+
+
+async def test_redirects_elsewhere_are_refused(tool: HfPapersTool, hub: FakeHub) -> None:
+    with FakeHub() as elsewhere:
+        hub.fail_next("/api/papers/search", 302, headers={"Location": f"{elsewhere.url}/api/x"})
+        search = await call(tool, operation="search", query="routing")
+        hub.fail_next(f"/html/{MOE}", 307, headers={"Location": "/admin"})
+        read = await call(tool, operation="read_paper", arxiv_id=MOE)
+        assert elsewhere.requests == []
+    assert search.is_error
+    assert "refused a URL outside" in search.text
+    assert not read.is_error
+    assert "- Note: refused a URL outside the configured Hub and arXiv endpoints" in read.text
+    assert not any(r.path == "/admin" for r in hub.requests)
+
+
+async def test_redirect_loops_end(tool: HfPapersTool, hub: FakeHub) -> None:
+    hub.fail_next("/api/models", 302, times=10, headers={"Location": "/api/models?filter=x"})
+    result = await call(tool, operation="find_models", arxiv_id=MOE)
+    assert result.is_error
+    assert "more than 3 redirects" in result.text
+    assert hub.count("/api/models") == 4

@@ -107,7 +107,7 @@ async def test_zero_is_not_missing(tool: HfPapersTool) -> None:
 async def test_paper_details_falls_back_to_arxiv_for_papers_not_on_the_hub(
     tool: HfPapersTool, hub: FakeHub
 ) -> None:
-    result = await call(tool, operation="paper_details", arxiv_id="hep-th/9901001")
+    result = await call(tool, operation="paper_details", arxiv_id="hep-th/9901001v2")
     assert not result.is_error
     assert result.papers == (
         PaperRef("hep-th/9901001", "Notes on Brane Dynamics in Compactified Supergravity"),
@@ -117,7 +117,7 @@ async def test_paper_details_falls_back_to_arxiv_for_papers_not_on_the_hub(
     assert "Not indexed on the Hugging Face Hub" in result.text
     assert [r.raw_path for r in hub.requests] == [
         "/api/papers/hep-th/9901001",
-        "/abs/hep-th/9901001",
+        "/abs/hep-th/9901001v2",
     ]
 
 
@@ -186,8 +186,8 @@ async def test_read_paper_references_on_request(tool: HfPapersTool) -> None:
 async def test_read_paper_older_div_sections(tool: HfPapersTool) -> None:
     result = await call(tool, operation="read_paper", arxiv_id="2312.04567v1", section="2.1")
     assert not result.is_error
-    assert (
-        result.papers[0].title == "Retrieval-Augmented Decoding for Long-Context Question Answering"
+    assert result.papers == (
+        PaperRef("2312.04567", "Retrieval-Augmented Decoding for Long-Context Question Answering"),
     )
     assert f"{HF}2312.04567" in result.text
     assert "## 2.1 Step-wise retrieval" in result.text
@@ -357,3 +357,12 @@ async def test_capped_lists_report_only_the_papers_shown(make_tool: MakeTool) ->
     assert 0 < len(result.papers) < 3
     assert f"{3 - len(result.papers)} more results not shown" in result.text
     assert_links_for_every_paper(result)
+
+
+async def test_an_html_page_without_latexml_content_is_skipped(
+    tool: HfPapersTool, hub: FakeHub
+) -> None:
+    hub.html["2502.07890"] = "<html><body><p>Conversion failed.</p></body></html>"
+    result = await call(tool, operation="read_paper", arxiv_id="2502.07890")
+    assert "- Source: Hugging Face paper page markdown" in result.text
+    assert "Conversion failed" not in result.text

@@ -8,6 +8,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass
+from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from typing import Any
 
 import openai
@@ -141,7 +142,21 @@ def _usage(usage: Any) -> TokenUsage:
         completion_tokens=completion,
         cached_tokens=cached,
         total_tokens=usage.total_tokens or prompt + completion,
+        estimated_cost_micros=_micros((usage.model_extra or {}).get("estimated_cost")),
     )
+
+
+def _micros(usd: object) -> int | None:
+    """A USD amount the upstream reported, in micro-USD rounded up; None when absent or odd."""
+    if isinstance(usd, bool) or not isinstance(usd, int | float | str):
+        return None
+    try:
+        amount = Decimal(str(usd))
+    except InvalidOperation:
+        return None
+    if not amount.is_finite() or amount < 0:
+        return None
+    return int((amount * 1_000_000).to_integral_value(rounding=ROUND_CEILING))
 
 
 def _message(exc: openai.APIStatusError) -> str:

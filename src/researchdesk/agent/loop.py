@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import Protocol, assert_never
+from typing import Any, Protocol, assert_never
 
 from researchdesk.agent.llm import LLMClient, LLMRequest, UpstreamError
 from researchdesk.agent.prompts import (
@@ -19,6 +19,7 @@ from researchdesk.agent.state import (
     Failed,
     Finish,
     FixCitations,
+    Incomplete,
     Outcome,
     RunSpec,
     RunTools,
@@ -37,6 +38,18 @@ class Journal(Protocol):
         ...
 
 
+class Budget(Protocol):
+    """The money guard: each model call is reserved before it is made."""
+
+    async def allow(self, *, prompt_bound: int, desired_tokens: int, research: bool) -> int | None:
+        """Reserve the next call; returns its `max_tokens`, or None when it cannot be afforded.
+
+        A research call (tools on) is allowed only while a final answer would still fit after
+        it; a final call gets whatever `max_tokens` the remaining budget can pay for.
+        """
+        ...
+
+
 class Agent:
     """Runs one research request to an outcome over an LLM client and a set of tools."""
 
@@ -45,7 +58,9 @@ class Agent:
         self._tools = {tool.name: tool for tool in tools}
         self._tool_specs = [openai_tool_spec(tool) for tool in tools]
 
-    async def run(self, spec: RunSpec, replayed: list[Step], journal: Journal) -> Outcome:
+    async def run(
+        self, spec: RunSpec, replayed: list[Step], journal: Journal, budget: Budget
+    ) -> Outcome:
         """Resume from `replayed` steps and go on until the run has an outcome."""
         state = AgentState(spec, list(replayed))
         while True:
@@ -63,18 +78,36 @@ class Agent:
                     state.apply(note)
                 case CallModel():
                     try:
-                        await self._call_model(state, step, journal)
+                        stopped = await self._call_model(state, step, journal, budget)
                     except UpstreamError as exc:
                         return Failed(exc.code, exc.message)
+                    if stopped is not None:
+                        return stopped
                 case _:
                     assert_never(step)
 
-    async def _call_model(self, state: AgentState, call: CallModel, journal: Journal) -> None:
-        messages = state.messages()
-        if call.stop_reason is not None:
-            messages.append({"role": "system", "content": FINAL_ANSWER_NOTICE})
-        elif not call.tools_on and self._tool_specs and state.spec.tools_enabled:
-            messages.append({"role": "system", "content": NO_TOOLS_NOTICE})
+    async def _call_model(
+        self, state: AgentState, call: CallModel, journal: Journal, budget: Budget
+    ) -> Outcome | None:
+        """Make one model call within the budget; an outcome when the budget ends the run."""
+        desired = state.spec.max_output_tokens
+        messages, tools = self._prompt(state, call)
+        max_tokens = await budget.allow(
+            prompt_bound=state.prompt_bound(messages, tools),
+            desired_tokens=desired,
+            research=call.tools_on,
+        )
+        if max_tokens is None and call.tools_on:
+            # No room for more research: ask for the final answer with what is left.
+            call = CallModel(tools_on=False, stop_reason="max_cost_usd")
+            messages, tools = self._prompt(state, call)
+            max_tokens = await budget.allow(
+                prompt_bound=state.prompt_bound(messages, tools),
+                desired_tokens=desired,
+                research=False,
+            )
+        if max_tokens is None:
+            return Incomplete("max_cost_usd")
         options = dict(state.spec.options)
         if not call.tools_on:
             options.pop("parallel_tool_calls", None)
@@ -82,8 +115,8 @@ class Agent:
             LLMRequest(
                 model=state.spec.model,
                 messages=messages,
-                tools=self._tool_specs if call.tools_on else None,
-                max_tokens=state.spec.max_output_tokens,
+                tools=tools,
+                max_tokens=max_tokens,
                 options=options,
             )
         )
@@ -98,6 +131,17 @@ class Agent:
         )
         await journal.record(step)
         state.apply(step)
+        return None
+
+    def _prompt(
+        self, state: AgentState, call: CallModel
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+        messages = state.messages()
+        if call.stop_reason is not None:
+            messages.append({"role": "system", "content": FINAL_ANSWER_NOTICE})
+        elif not call.tools_on and self._tool_specs and state.spec.tools_enabled:
+            messages.append({"role": "system", "content": NO_TOOLS_NOTICE})
+        return messages, (self._tool_specs if call.tools_on else None)
 
     async def _run_tools(
         self, state: AgentState, calls: tuple[ToolCallRequest, ...], journal: Journal

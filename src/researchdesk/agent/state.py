@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -160,6 +161,30 @@ class AgentState:
             return ()
         return tuple(unverified_ids(answer.content, retrieved_papers(self.steps)))
 
+    def prompt_bound(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None
+    ) -> int:
+        """An upper bound on the prompt tokens of a call with `messages` and `tools`.
+
+        No tokenizer yields more tokens than its text has UTF-8 bytes, so: the previous call's
+        exact `prompt_tokens`, plus the bytes of everything appended since (from that call's own
+        reply on), plus the tool schemas and a per-message template overhead. Before any
+        reported call, the bytes of the whole prompt.
+        """
+        tools_bytes = _utf8(tools) if tools else 0
+        for index in range(len(self.steps) - 1, -1, -1):
+            step = self.steps[index]
+            if isinstance(step, LLMStep) and step.usage.prompt_tokens > 0:
+                base = 1 + len(self.spec.history) + len(self.spec.input)
+                appended = messages[base + index :]
+                return (
+                    step.usage.prompt_tokens
+                    + _utf8(appended)
+                    + tools_bytes
+                    + _overhead(len(appended))
+                )
+        return _utf8(messages) + tools_bytes + _overhead(len(messages))
+
     def messages(self) -> list[dict[str, Any]]:
         """The chat messages for the next model call."""
         messages = [self.spec.system, *self.spec.history, *self.spec.input]
@@ -185,3 +210,16 @@ def step_message(step: Step) -> dict[str, Any]:
             for call in step.tool_calls
         ]
     return message
+
+
+TEMPLATE_OVERHEAD_TOKENS = 256
+PER_MESSAGE_OVERHEAD_TOKENS = 16
+
+
+def _overhead(message_count: int) -> int:
+    """Chat-template tokens a provider may add around the messages and tool schemas."""
+    return TEMPLATE_OVERHEAD_TOKENS + PER_MESSAGE_OVERHEAD_TOKENS * message_count
+
+
+def _utf8(value: object) -> int:
+    return len(json.dumps(value, ensure_ascii=False).encode())

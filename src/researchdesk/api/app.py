@@ -7,10 +7,11 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
-from researchdesk.api import health, routes
+from researchdesk.api import health, routes, usage
 from researchdesk.api.deps import AppState, key_hash
 from researchdesk.api.errors import BodySizeLimitMiddleware, install_error_handlers
 from researchdesk.config import Settings
+from researchdesk.pricing.source import CatalogSource
 from researchdesk.store.db import create_engine, create_sessionmaker
 from researchdesk.store.migrate import upgrade_to_head
 from researchdesk.store.notify import Notifier
@@ -29,14 +30,16 @@ def create_app(settings: Settings, *, run_worker: bool = True, migrate: bool = T
                 await upgrade_to_head(engine)
             sessions = create_sessionmaker(engine)
             notifier = Notifier()
+            prices = CatalogSource.from_settings(settings)
             app.state.researchdesk = AppState(
                 settings=settings,
                 sessions=sessions,
                 notifier=notifier,
+                prices=prices,
                 key_hashes=tuple(key_hash(key) for key in settings.api_key_list()),
             )
             if run_worker:
-                scheduler = await build_worker(settings, sessions, notifier, stack)
+                scheduler = await build_worker(settings, sessions, notifier, prices, stack)
                 scheduler.start()
                 stack.push_async_callback(scheduler.stop)
             yield
@@ -50,5 +53,6 @@ def create_app(settings: Settings, *, run_worker: bool = True, migrate: bool = T
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.include_router(routes.router, prefix="/v1")
     app.include_router(routes.router, include_in_schema=False)
+    app.include_router(usage.router, prefix="/v1")
     app.include_router(health.router)
     return app

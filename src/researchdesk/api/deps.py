@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from researchdesk.config import Settings
 from researchdesk.errors import Unauthorized
+from researchdesk.pricing.source import CatalogSource
 from researchdesk.store.notify import Notifier
 
 
@@ -23,6 +24,7 @@ class AppState:
     settings: Settings
     sessions: async_sessionmaker[AsyncSession]
     notifier: Notifier
+    prices: CatalogSource
     key_hashes: tuple[str, ...]
 
 

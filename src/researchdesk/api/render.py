@@ -11,7 +11,7 @@ from researchdesk.store.models import ResponseRow
 
 
 def render_response(
-    row: ResponseRow, steps: list[Step], *, status: Status | None = None
+    row: ResponseRow, steps: list[Step], spent_micros: int, *, status: Status | None = None
 ) -> dict[str, Any]:
     """The public response object for `row`, as of its journaled `steps`."""
     status = status or Status(row.status)
@@ -32,7 +32,7 @@ def render_response(
         "incomplete_details": (
             {"reason": row.incomplete_reason} if status is Status.INCOMPLETE else None
         ),
-        "usage": render_usage(row, steps),
+        "usage": render_usage(row, steps, spent_micros),
         "artifacts": [],
         "metadata": row.metadata_,
     }
@@ -46,13 +46,17 @@ def _item_status(status: Status) -> str:
     return "incomplete" if status in (Status.INCOMPLETE, Status.CANCELLED) else "completed"
 
 
-def render_usage(row: ResponseRow, steps: list[Step]) -> dict[str, Any]:
-    """The usage bucket: token sums from the journal; money stays 0 until it is metered."""
+def render_usage(row: ResponseRow, steps: list[Step], spent_micros: int) -> dict[str, Any]:
+    """The usage bucket: tokens summed from the journal, money summed from the ledger.
+
+    A run the operator let through without a known price shows `null` money: unknown, not free.
+    """
     tokens = token_totals(steps)
+    money = None if row.params.get("unpriced") else format_usd(spent_micros)
     return {
         "session_id": row.session_id,
-        "total_usd": format_usd(0),
-        "inference_usd": format_usd(0),
+        "total_usd": money,
+        "inference_usd": money,
         "hf_jobs_estimated_usd": 0.0,
         "sandbox_estimated_usd": 0.0,
         "llm_calls": llm_call_count(steps),

@@ -14,6 +14,7 @@ from researchdesk.api.schemas import parse_json_body, validate_create
 from researchdesk.api.stream import event_stream
 from researchdesk.errors import InvalidRequest
 from researchdesk.status import Status
+from researchdesk.store import ledger
 from researchdesk.store import responses as store
 from researchdesk.store.steps import load_steps_for
 
@@ -116,8 +117,10 @@ async def list_responses(
     rows, has_more = await store.list_responses(
         session, owner, filters, after=after, limit=limit, order=order
     )
-    steps = await load_steps_for(session, [row.id for row in rows])
-    data = [render_response(row, steps.get(row.id, [])) for row in rows]
+    ids = [row.id for row in rows]
+    steps = await load_steps_for(session, ids)
+    spent = await ledger.spent_for(session, ids)
+    data = [render_response(row, steps.get(row.id, []), spent.get(row.id, 0)) for row in rows]
     return {
         "object": "list",
         "data": data,

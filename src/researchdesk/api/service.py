@@ -14,6 +14,7 @@ from researchdesk.api.schemas import CreateResponseRequest, normalize_input
 from researchdesk.errors import InvalidRequest
 from researchdesk.pricing.cost import usd_to_micros
 from researchdesk.status import Status
+from researchdesk.store import ledger
 from researchdesk.store import responses as store
 from researchdesk.store.models import ResponseRow
 from researchdesk.store.steps import load_steps
@@ -43,16 +44,19 @@ async def create(
         previous = await store.previous_for(session, request.previous_response_id, owner)
         session_id = previous.session_id
     max_cost = request.max_cost_usd or settings.default_max_cost_usd
+    model = request.model or settings.default_model
     params: dict[str, Any] = {
         name: getattr(request, name) for name in _RUN_PARAMS if getattr(request, name) is not None
     }
+    if not await _priced(state, model):
+        params["unpriced"] = True
     row = ResponseRow(
         id=f"resp_{uuid.uuid4().hex}",
         owner=owner,
         created_at=time.time(),
         completed_at=None,
         status=Status.QUEUED,
-        model=request.model or settings.default_model,
+        model=model,
         background=request.background,
         previous_response_id=request.previous_response_id,
         session_id=session_id,
@@ -74,9 +78,27 @@ async def create(
     return row
 
 
+async def _priced(state: AppState, model: str) -> bool:
+    """Refuse a model whose price is unknown, unless the operator allows unpriced runs."""
+    catalog = await state.prices.get()
+    if catalog.is_priced(model):
+        return True
+    if state.settings.allow_unpriced_models:
+        return False
+    raise InvalidRequest(
+        f"The price of model '{model}' is unknown (no live provider with a published price), so "
+        "its cost cannot be capped. Pin a priced provider with ':provider', or ask the operator "
+        "to price it in RESEARCHDESK_PRICING_FILE.",
+        param="model",
+        code="model_price_unknown",
+    )
+
+
 async def render(session: AsyncSession, row: ResponseRow) -> dict[str, Any]:
     """The public object of `row` with its journal."""
-    return render_response(row, await load_steps(session, row.id))
+    return render_response(
+        row, await load_steps(session, row.id), await ledger.spent_micros(session, row.id)
+    )
 
 
 async def wait_until_done(

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from researchdesk.api.deps import AppState
 from researchdesk.api.render import render_response
 from researchdesk.status import Status
+from researchdesk.store import ledger
 from researchdesk.store.events import read_events
 from researchdesk.store.models import EventRow, ResponseRow
 from researchdesk.store.steps import load_steps
@@ -54,7 +55,9 @@ async def _wire_event(session: AsyncSession, row: ResponseRow, event: EventRow) 
             # The row may be older than this event; the final state is committed with it.
             row = await session.get(ResponseRow, row.id, populate_existing=True) or row
         status = Status(event.data.get("status", _status_of(event.type)))
-        body["response"] = render_response(row, await load_steps(session, row.id), status=status)
+        steps = await load_steps(session, row.id)
+        spent = await ledger.spent_micros(session, row.id)
+        body["response"] = render_response(row, steps, spent, status=status)
     else:
         body.update(event.data)
     return body

@@ -98,3 +98,38 @@ class CacheRow(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
     expires_at: Mapped[float] = mapped_column(Float)
+
+
+class LedgerRow(Base):
+    """Money for one LLM call: reserved before the call, replaced by the charge after it.
+
+    Rows outlive their response (a deleted response still cost what it cost), and a reservation
+    that was never settled (the worker died mid-call) keeps counting: the call may have been paid.
+    """
+
+    __tablename__ = "ledger"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    response_id: Mapped[str] = mapped_column(String(64))
+    call_index: Mapped[int] = mapped_column(Integer)
+    attempt: Mapped[int] = mapped_column(Integer)
+    owner: Mapped[str | None] = mapped_column(String(64))
+    day: Mapped[str] = mapped_column(String(10))
+    model: Mapped[str] = mapped_column(String(256))
+    provider: Mapped[str | None] = mapped_column(String(128))
+    state: Mapped[str] = mapped_column(String(16))
+    amount_micros: Mapped[int] = mapped_column(BigInteger)
+    reserved_micros: Mapped[int] = mapped_column(BigInteger)
+    computed_micros: Mapped[int | None] = mapped_column(BigInteger)
+    router_estimate_micros: Mapped[int | None] = mapped_column(BigInteger)
+    counted: Mapped[str] = mapped_column(String(16))
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cached_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[float] = mapped_column(Float)
+    settled_at: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (
+        UniqueConstraint("response_id", "call_index", name="uq_ledger_response_call"),
+        Index("ix_ledger_day", "day"),
+    )

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from researchdesk.agent.llm import LLMClient, RetryPolicy
 from researchdesk.agent.loop import Agent
 from researchdesk.config import Settings
+from researchdesk.pricing.source import CatalogSource
 from researchdesk.store.cache import DatabaseCache
 from researchdesk.store.notify import Notifier
 from researchdesk.tools.hf_papers.tool import HfPapersTool
@@ -20,6 +21,7 @@ async def build_worker(
     settings: Settings,
     sessions: async_sessionmaker[AsyncSession],
     notifier: Notifier,
+    prices: CatalogSource,
     stack: AsyncExitStack,
     *,
     concurrency: int | None = None,
@@ -44,4 +46,4 @@ async def build_worker(
     papers = HfPapersTool(settings, DatabaseCache(sessions))
     stack.push_async_callback(papers.aclose)
     agent = Agent(llm, [papers])
-    return Scheduler(settings, sessions, agent, notifier, concurrency=concurrency)
+    return Scheduler(settings, sessions, agent, notifier, prices, concurrency=concurrency)

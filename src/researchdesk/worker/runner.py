@@ -12,10 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from researchdesk.agent.loop import Agent
 from researchdesk.agent.state import Completed, Failed, Incomplete, Outcome
 from researchdesk.config import Settings
+from researchdesk.pricing.source import CatalogSource
 from researchdesk.status import Status
 from researchdesk.store import runs
 from researchdesk.store.notify import Notifier
 from researchdesk.store.steps import load_steps, load_steps_for
+from researchdesk.worker.budget import RunBudget
 from researchdesk.worker.journal import DatabaseJournal
 from researchdesk.worker.spec import build_spec
 
@@ -34,8 +36,10 @@ class RunHandle:
         sessions: async_sessionmaker[AsyncSession],
         agent: Agent,
         notifier: Notifier,
+        prices: CatalogSource,
     ) -> None:
         self.claim = claim
+        self._prices = prices
         self._settings = settings
         self._sessions = sessions
         self._agent = agent
@@ -62,8 +66,9 @@ class RunHandle:
                 chain_steps = await load_steps_for(session, [r.id for r in chain])
                 steps = await load_steps(session, rid)
             spec = build_spec(row, chain, chain_steps, self._settings)
-            journal = DatabaseJournal(self._sessions, self.claim, steps, self._notifier)
-            self._agent_task = asyncio.create_task(self._agent.run(spec, steps, journal))
+            budget = RunBudget(self._sessions, self.claim, row.model, self._prices, self._settings)
+            journal = DatabaseJournal(self._sessions, self.claim, steps, self._notifier, budget)
+            self._agent_task = asyncio.create_task(self._agent.run(spec, steps, journal, budget))
             if self.cancel_requested or self.shutting_down:
                 self._agent_task.cancel()
             heart = asyncio.create_task(self._heartbeat())

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from researchdesk.agent.loop import Agent
 from researchdesk.config import Settings
+from researchdesk.pricing.source import CatalogSource
 from researchdesk.store import runs
 from researchdesk.store.notify import Notifier
 from researchdesk.worker.runner import RunHandle
@@ -34,9 +35,11 @@ class Scheduler:
         sessions: async_sessionmaker[AsyncSession],
         agent: Agent,
         notifier: Notifier,
+        prices: CatalogSource,
         *,
         concurrency: int | None = None,
     ) -> None:
+        self._prices = prices
         self._settings = settings
         self._sessions = sessions
         self._agent = agent
@@ -88,7 +91,9 @@ class Scheduler:
                 claim = await runs.claim_next(session, self.worker_id, self._settings.lease_seconds)
             if claim is None:
                 return
-            handle = RunHandle(claim, self._settings, self._sessions, self._agent, self._notifier)
+            handle = RunHandle(
+                claim, self._settings, self._sessions, self._agent, self._notifier, self._prices
+            )
             task = asyncio.create_task(self._execute(handle), name=f"run-{claim.response_id}")
             self._runs[claim.response_id] = (handle, task)
 

@@ -146,6 +146,7 @@ def details_from_info(info: PaperInfo) -> PaperDetails:
         datasets=[_repo_from_info(dataset) for dataset in info.linked_datasets or []],
         num_datasets=info.num_total_datasets,
         spaces=[_repo_from_info(space) for space in info.linked_spaces or []],
+        # PaperInfo has no field for this count; it keeps unknown keys as attributes.
         num_spaces=getattr(info, "numTotalSpaces", None),
     )
 
@@ -172,6 +173,7 @@ def _summary(item: _RawWrapper) -> PaperSummary:
 
 
 def _repo_from_info(repo: ModelInfo | DatasetInfo | SpaceInfo) -> RepoSummary:
+    # Each kind has its own subset of these attributes (Spaces have no downloads, models no sdk).
     return RepoSummary(
         id=repo.id,
         likes=repo.likes,

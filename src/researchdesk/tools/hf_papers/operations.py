@@ -1,5 +1,8 @@
 """The `hf_papers` operations: each turns validated arguments into a `ToolResult`.
 
+`ToolResult.papers` names every paper the output shows, by bare arXiv id (no version), the
+form citations are matched in.
+
 Upstream failures surface as `NotFoundError` / `UpstreamError`; the tool turns them into
 error text. Outputs are capped at `max_chars`, always with a hint on how to see the rest.
 """
@@ -15,7 +18,7 @@ from researchdesk.tools.hf_papers.args import HfPapersArgs
 from researchdesk.tools.hf_papers.client import HubClient, RepoKind
 from researchdesk.tools.hf_papers.document import PaperDocument, TextSource, unwrap
 from researchdesk.tools.hf_papers.errors import NotFoundError, UpstreamError
-from researchdesk.tools.hf_papers.ids import hf_paper_url
+from researchdesk.tools.hf_papers.ids import bare_id, hf_paper_url
 from researchdesk.tools.hf_papers.latex_html import parse_latexml
 from researchdesk.tools.hf_papers.markdown_doc import parse_markdown
 from researchdesk.tools.hf_papers.models import PaperDetails, PaperSummary
@@ -62,7 +65,7 @@ class Operations:
         hint = f'For the full abstract and text use read_paper with arxiv_id="{args.arxiv_id}".'
         return ToolResult(
             render.cap(text, self.max_chars, hint),
-            papers=(PaperRef(paper.arxiv_id, paper.title),),
+            papers=(PaperRef(bare_id(paper.arxiv_id), paper.title),),
         )
 
     async def read_paper(self, args: HfPapersArgs) -> ToolResult:
@@ -70,7 +73,7 @@ class Operations:
         arxiv_id = args.arxiv_id
         assert arxiv_id is not None
         document = await self._document(arxiv_id)
-        papers = (PaperRef(arxiv_id, document.title or arxiv_id),)
+        papers = (PaperRef(bare_id(arxiv_id), document.title or arxiv_id),)
         if args.section is None:
             hint = 'Ask for one section at a time: read_paper with section="<number>".'
             text = render.cap(render.overview(arxiv_id, document), self.max_chars, hint)
@@ -148,11 +151,14 @@ class Operations:
         """arXiv HTML, else Hub markdown, else the Hub abstract, else arXiv's abstract page."""
         failures: list[str] = []
         try:
-            return parse_latexml(await self.client.arxiv_html(arxiv_id))
+            parsed = parse_latexml(await self.client.arxiv_html(arxiv_id))
         except NotFoundError:
             pass
         except UpstreamError as exc:
             failures.append(str(exc))
+        else:
+            if parsed.sections or parsed.abstract:
+                return parsed
         details: PaperDetails | None = None
         try:
             details = await self.client.paper(arxiv_id)

@@ -6,7 +6,8 @@ segments) and on one of the paths the client declared for that base. Each reques
 timeout, transient failures are retried, and the answer is cached under `GET <url>`.
 Successful answers are kept for `tool_cache_ttl_seconds`; a definitive "not found" is kept for
 at most an hour, so a paper without HTML does not cost an arXiv request on every read.
-Concurrent calls for the same URL share one upstream request.
+Redirects are followed (a few hops) only to URLs the guard allows. Concurrent calls for the
+same URL share one upstream request.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import weakref
 from asyncio import Lock
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from urllib.parse import unquote
 
 import httpx
@@ -27,6 +29,7 @@ from researchdesk.tools.hf_papers.retry import RETRYABLE_STATUSES, Retryable, wi
 
 USER_AGENT = "researchdesk-hf-papers/0.1"
 NOT_FOUND_TTL_SECONDS = 3600.0
+MAX_REDIRECTS = 3
 _ERROR_TEXT_CHARS = 200
 
 
@@ -101,30 +104,20 @@ class Fetcher:
             return fetched
 
     async def _fetch(self, url: httpx.URL, what: str) -> Fetched:
-        async def attempt() -> httpx.Response:
-            try:
-                response = await self._http.get(
-                    url,
-                    headers={"User-Agent": USER_AGENT},
-                    timeout=self._settings.tool_timeout_seconds,
-                    follow_redirects=False,
-                )
-            except httpx.TransportError as exc:
-                raise Retryable(f"{type(exc).__name__} from {url.host}") from exc
-            if response.status_code in RETRYABLE_STATUSES:
-                raise Retryable(
-                    f"HTTP {response.status_code}",
-                    status=response.status_code,
-                    headers=response.headers,
-                )
-            return response
-
-        response = await with_retries(
-            attempt,
-            what=what,
-            base=self._settings.retry_base_seconds,
-            cap=self._settings.retry_max_seconds,
-        )
+        """GET `url` with retries, following redirects only to URLs the guard allows."""
+        for _ in range(MAX_REDIRECTS + 1):
+            response = await with_retries(
+                partial(self._attempt, url),
+                what=what,
+                base=self._settings.retry_base_seconds,
+                cap=self._settings.retry_max_seconds,
+            )
+            location = response.headers.get("location")
+            if not (response.is_redirect and location):
+                break
+            url = self.check(response.url.join(location))
+        else:
+            raise UpstreamError(f"{what} failed: more than {MAX_REDIRECTS} redirects")
         if response.status_code == httpx.codes.OK:
             next_link = response.links.get("next", {}).get("url")
             next_url = str(response.url.join(next_link)) if next_link else None
@@ -132,6 +125,25 @@ class Fetcher:
         if response.status_code in (httpx.codes.NOT_FOUND, httpx.codes.GONE):
             raise NotFoundError(f"{what}: not found")
         raise UpstreamError(f"{what} failed: HTTP {response.status_code}{_detail(response)}")
+
+    async def _attempt(self, url: httpx.URL) -> httpx.Response:
+        """One request; transport errors and retryable statuses raise `Retryable`."""
+        try:
+            response = await self._http.get(
+                url,
+                headers={"User-Agent": USER_AGENT},
+                timeout=self._settings.tool_timeout_seconds,
+                follow_redirects=False,
+            )
+        except httpx.TransportError as exc:
+            raise Retryable(f"{type(exc).__name__} from {url.host}") from exc
+        if response.status_code in RETRYABLE_STATUSES:
+            raise Retryable(
+                f"HTTP {response.status_code}",
+                status=response.status_code,
+                headers=response.headers,
+            )
+        return response
 
 
 def _unpack(stored: str) -> Fetched:

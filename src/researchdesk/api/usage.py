@@ -1,0 +1,43 @@
+"""`GET /v1/usage`: spend and tokens by day, model and provider (and API key), for dashboards."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from researchdesk.api.deps import OwnerDep, SessionDep
+from researchdesk.pricing.cost import format_usd
+from researchdesk.store.ledger import usage_buckets
+
+router = APIRouter()
+
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+DayParam = Annotated[str | None, Query(pattern=_DAY.pattern)]
+
+
+@router.get("/usage")
+async def usage(
+    session: SessionDep, owner: OwnerDep, start_date: DayParam = None, end_date: DayParam = None
+) -> dict[str, Any]:
+    """Ledger sums (UTC days, inclusive range); with keys on, only the caller's own spend."""
+    buckets = await usage_buckets(session, owner, start_day=start_date, end_day=end_date)
+    data = [
+        {
+            "object": "usage.bucket",
+            "date": bucket.day,
+            "model": bucket.model,
+            "provider": bucket.provider,
+            "api_key_id": bucket.owner[:12] if bucket.owner else None,
+            "total_usd": format_usd(bucket.amount_micros),
+            "llm_calls": bucket.calls,
+            "prompt_tokens": bucket.prompt_tokens,
+            "cache_read_tokens": bucket.cached_tokens,
+            "completion_tokens": bucket.completion_tokens,
+            "total_tokens": bucket.prompt_tokens + bucket.completion_tokens,
+        }
+        for bucket in buckets
+    ]
+    total = sum(bucket.amount_micros for bucket in buckets)
+    return {"object": "list", "data": data, "total_usd": format_usd(total)}

@@ -1,0 +1,179 @@
+"""The money ledger: reservations before LLM calls, charges after them, and their sums."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from researchdesk.status import Status
+from researchdesk.store.events import append_events
+from researchdesk.store.models import LedgerRow, ResponseRow
+
+RESERVED = "reserved"
+CHARGED = "charged"
+
+
+@dataclass(frozen=True)
+class Charge:
+    """What one settled LLM call cost, and on what basis."""
+
+    amount_micros: int
+    computed_micros: int | None
+    router_estimate_micros: int | None
+    counted: str
+    provider: str | None
+    prompt_tokens: int
+    cached_tokens: int
+    completion_tokens: int
+
+
+async def spent_micros(session: AsyncSession, response_id: str) -> int:
+    """Everything a response has committed: charges plus reservations not yet settled."""
+    return (await spent_for(session, [response_id])).get(response_id, 0)
+
+
+async def spent_for(session: AsyncSession, response_ids: Sequence[str]) -> dict[str, int]:
+    """`spent_micros` for several responses in one query."""
+    if not response_ids:
+        return {}
+    statement = (
+        select(LedgerRow.response_id, func.sum(LedgerRow.amount_micros))
+        .where(LedgerRow.response_id.in_(response_ids))
+        .group_by(LedgerRow.response_id)
+    )
+    return {rid: int(total or 0) for rid, total in (await session.execute(statement)).all()}
+
+
+async def reserve(
+    session: AsyncSession,
+    response_id: str,
+    attempt: int,
+    *,
+    amount_micros: int,
+    model: str,
+    provider: str | None,
+) -> int | None:
+    """Reserve `amount_micros` for the next call if it fits the response's budget.
+
+    The fenced no-op UPDATE locks the response row (and proves the claim is still ours), so two
+    reservations of one response can never both see the same remaining budget. Returns the
+    call's ledger index, or None when it does not fit. Raises nothing on a lost claim: it
+    returns None, and the caller's next fenced write reports the loss.
+    """
+    if not await append_events(
+        session,
+        response_id,
+        [],
+        ResponseRow.attempt == attempt,
+        ResponseRow.status == Status.IN_PROGRESS,
+    ):
+        return None
+    row = await session.get(ResponseRow, response_id)
+    assert row is not None
+    totals = select(func.coalesce(func.sum(LedgerRow.amount_micros), 0), func.count()).where(
+        LedgerRow.response_id == response_id
+    )
+    spent, calls = (await session.execute(totals)).one()
+    if int(spent) + amount_micros > row.max_cost_micros:
+        return None
+    now = time.time()
+    session.add(
+        LedgerRow(
+            response_id=response_id,
+            call_index=int(calls),
+            attempt=attempt,
+            owner=row.owner,
+            day=datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d"),
+            model=model,
+            provider=provider,
+            state=RESERVED,
+            amount_micros=amount_micros,
+            reserved_micros=amount_micros,
+            computed_micros=None,
+            router_estimate_micros=None,
+            counted="reservation",
+            created_at=now,
+            settled_at=None,
+        )
+    )
+    await session.flush()
+    return int(calls)
+
+
+async def settle(session: AsyncSession, response_id: str, call_index: int, charge: Charge) -> None:
+    """Replace a reservation by the real charge (in the same transaction as the step)."""
+    await session.execute(
+        update(LedgerRow)
+        .where(
+            LedgerRow.response_id == response_id,
+            LedgerRow.call_index == call_index,
+            LedgerRow.state == RESERVED,
+        )
+        .values(
+            state=CHARGED,
+            amount_micros=charge.amount_micros,
+            computed_micros=charge.computed_micros,
+            router_estimate_micros=charge.router_estimate_micros,
+            counted=charge.counted,
+            provider=charge.provider,
+            prompt_tokens=charge.prompt_tokens,
+            cached_tokens=charge.cached_tokens,
+            completion_tokens=charge.completion_tokens,
+            settled_at=time.time(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+@dataclass(frozen=True)
+class UsageBucket:
+    """Spend and tokens for one day, model, provider and key."""
+
+    day: str
+    model: str
+    provider: str | None
+    owner: str | None
+    amount_micros: int
+    calls: int
+    prompt_tokens: int
+    cached_tokens: int
+    completion_tokens: int
+
+
+async def usage_buckets(
+    session: AsyncSession,
+    owner: str | None,
+    *,
+    start_day: str | None = None,
+    end_day: str | None = None,
+) -> list[UsageBucket]:
+    """Ledger sums by day, model, provider and API key (only the caller's own when keyed)."""
+    statement = select(
+        LedgerRow.day,
+        LedgerRow.model,
+        LedgerRow.provider,
+        LedgerRow.owner,
+        func.sum(LedgerRow.amount_micros),
+        func.count(),
+        func.sum(LedgerRow.prompt_tokens),
+        func.sum(LedgerRow.cached_tokens),
+        func.sum(LedgerRow.completion_tokens),
+    ).group_by(LedgerRow.day, LedgerRow.model, LedgerRow.provider, LedgerRow.owner)
+    if owner is not None:
+        statement = statement.where(LedgerRow.owner == owner)
+    if start_day is not None:
+        statement = statement.where(LedgerRow.day >= start_day)
+    if end_day is not None:
+        statement = statement.where(LedgerRow.day <= end_day)
+    statement = statement.order_by(LedgerRow.day, LedgerRow.model, LedgerRow.provider)
+    return [
+        UsageBucket(
+            day, model, provider, key, int(a or 0), int(n), int(p or 0), int(c or 0), int(o or 0)
+        )
+        for day, model, provider, key, a, n, p, c, o in (await session.execute(statement)).all()
+    ]

@@ -1,0 +1,126 @@
+"""The money guard of one run: reserve before each LLM call, charge after it, in the ledger."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from researchdesk.config import Settings
+from researchdesk.journal import LLMStep
+from researchdesk.pricing.catalog import PriceCatalog
+from researchdesk.pricing.cost import call_cost_micros
+from researchdesk.pricing.guard import plan_call, reservation_micros
+from researchdesk.pricing.models import ModelRef, Price
+from researchdesk.pricing.source import CatalogSource
+from researchdesk.store import ledger, runs
+
+logger = logging.getLogger(__name__)
+
+FINAL_MIN_TOKENS = 64
+"""The shortest final answer worth asking for."""
+FINAL_HEADROOM_TOKENS = 512
+"""The final answer a research call must leave room for."""
+
+
+class RunBudget:
+    """Implements the agent's `Budget` for one claimed run, and settles its charges."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        claim: runs.Claim,
+        model: str,
+        prices: CatalogSource,
+        settings: Settings,
+    ) -> None:
+        self._sessions = sessions
+        self._claim = claim
+        self._model = model
+        self._prices = prices
+        self._settings = settings
+        self._open: tuple[int, int] | None = None
+        """The unsettled reservation: (ledger call index, micro-USD)."""
+
+    async def allow(self, *, prompt_bound: int, desired_tokens: int, research: bool) -> int | None:
+        """Reserve the worst case of the next call; its `max_tokens`, or None if unaffordable."""
+        catalog = await self._prices.get()
+        worst = catalog.worst_case(self._model)
+        if worst is None:
+            # Only reachable for runs the operator allowed unpriced: no money guard applies.
+            return await self._reserve(0, desired_tokens)
+        async with self._sessions() as session:
+            row = await runs.load_run(session, self._claim.response_id)
+            remaining = row.max_cost_micros - await ledger.spent_micros(session, row.id)
+        if research:
+            after = prompt_bound + 4 * desired_tokens + 2 * self._settings.tool_output_max_chars
+            headroom = reservation_micros(worst, after, FINAL_HEADROOM_TOKENS)
+            plan = plan_call(
+                worst,
+                remaining - headroom,
+                prompt_bound,
+                desired_tokens,
+                min(desired_tokens, FINAL_HEADROOM_TOKENS),
+            )
+        else:
+            plan = plan_call(worst, remaining, prompt_bound, desired_tokens, FINAL_MIN_TOKENS)
+        if plan is None:
+            return None
+        return await self._reserve(plan.reservation_micros, plan.max_tokens)
+
+    async def _reserve(self, amount: int, max_tokens: int) -> int | None:
+        async with self._sessions() as session, session.begin():
+            index = await ledger.reserve(
+                session,
+                self._claim.response_id,
+                self._claim.attempt,
+                amount_micros=amount,
+                model=self._model,
+                provider=ModelRef.parse(self._model).provider,
+            )
+        if index is None:
+            return None
+        self._open = (index, amount)
+        return max_tokens
+
+    async def settle(self, session: AsyncSession, step: LLMStep) -> None:
+        """Turn the open reservation into the call's charge, inside the step's transaction."""
+        if self._open is None:
+            return
+        index, reserved = self._open
+        catalog = await self._prices.get()
+        charge = _charge(catalog, self._model, step, reserved)
+        if charge.amount_micros > reserved:
+            logger.warning(
+                "run %s: call cost %d µUSD over its reservation of %d",
+                self._claim.response_id,
+                charge.amount_micros,
+                reserved,
+            )
+        await ledger.settle(session, self._claim.response_id, index, charge)
+
+    def settled(self) -> None:
+        """The step's transaction committed: no reservation is open any more."""
+        self._open = None
+
+
+def _charge(catalog: PriceCatalog, model: str, step: LLMStep, reserved: int) -> ledger.Charge:
+    """Our cost from the served provider's price; the reservation when that is unknown."""
+    usage = step.usage
+    price: Price | None = catalog.price_for(model, step.provider)
+    reported = usage.prompt_tokens > 0 or usage.completion_tokens > 0
+    computed = (
+        call_cost_micros(price, usage.prompt_tokens, usage.cached_tokens, usage.completion_tokens)
+        if price is not None and reported
+        else None
+    )
+    return ledger.Charge(
+        amount_micros=computed if computed is not None else reserved,
+        computed_micros=computed,
+        router_estimate_micros=usage.estimated_cost_micros,
+        counted="catalog" if computed is not None else "reservation",
+        provider=step.provider or ModelRef.parse(model).provider,
+        prompt_tokens=usage.prompt_tokens,
+        cached_tokens=usage.cached_tokens,
+        completion_tokens=usage.completion_tokens,
+    )

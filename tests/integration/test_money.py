@@ -1,0 +1,178 @@
+"""Exact costs from the ledger, checks at the door, the budget cut, and `GET /v1/usage`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from researchdesk.store.db import create_engine, create_sessionmaker
+from researchdesk.store.models import LedgerRow
+from researchdesk.testing.router import DEFAULT_MODELS, FakeRouter, Usage, reply, tool_calls
+from tests.integration.helpers import wait_for
+
+SEARCH = ("hf_papers", {"operation": "search", "query": "routing"})
+KIMI = "moonshotai/Kimi-K2.6"
+
+
+def router_price(model: str, provider: str) -> tuple[Decimal, Decimal]:
+    """The test server's own published price: USD per million input and output tokens."""
+    for entry in DEFAULT_MODELS:
+        if entry["id"] == model:
+            for offer in entry["providers"]:
+                if offer["provider"] == provider:
+                    pricing = offer["pricing"]
+                    return Decimal(str(pricing["input"])), Decimal(str(pricing["output"]))
+    raise KeyError((model, provider))
+
+
+def expected_micros(router: FakeRouter, model: str) -> int:
+    """Each billed call: tokens × USD per million = micro-USD, rounded up once per call."""
+    total = 0
+    for billed in router.billed:
+        input_price, output_price = router_price(model, billed.provider)
+        exact = (
+            billed.usage.prompt_tokens * input_price + billed.usage.completion_tokens * output_price
+        )
+        total += math.ceil(exact)
+    return total
+
+
+def start(start_service: Any, make_settings: Any, url: str, **overrides: Any) -> httpx.Client:
+    return httpx.Client(base_url=start_service(make_settings(url, **overrides)), timeout=30)
+
+
+@pytest.fixture
+def service(start_service: Any, make_settings: Any, sqlite_url: str) -> httpx.Client:
+    with start(start_service, make_settings, sqlite_url) as client:
+        yield client
+
+
+def test_cost_is_exact_and_uses_the_provider_that_served(
+    service: httpx.Client, router: FakeRouter, sqlite_url: str
+) -> None:
+    router.script(
+        tool_calls(SEARCH, usage=Usage(1_234, 57), provider="together"),
+        reply(
+            "Answer.",
+            usage=Usage(2_345, 321, cached_tokens=1_000, estimated_cost=0.0031),
+            provider="novita",
+        ),
+    )
+    created = service.post(
+        "/v1/responses", json={"model": KIMI, "input": "q", "background": True, "max_cost_usd": 0.5}
+    ).json()
+    body = wait_for(service, created["id"])
+    assert body["status"] == "completed"
+    expected = expected_micros(router, KIMI)
+    # together: 1234 × 1.0 + 57 × 3.0 = 1405 µ$; novita: 2345 × 0.6 + 321 × 2.5 = 2209.5 → 2210 µ$
+    assert expected == 1_405 + 2_210
+    assert body["usage"]["total_usd"] == round(expected / 1_000_000, 6)
+    assert body["usage"]["inference_usd"] == body["usage"]["total_usd"]
+
+    async def ledger_rows() -> list[LedgerRow]:
+        engine = create_engine(sqlite_url)
+        async with create_sessionmaker(engine)() as session:
+            rows = (
+                (await session.execute(select(LedgerRow).order_by(LedgerRow.call_index)))
+                .scalars()
+                .all()
+            )
+        await engine.dispose()
+        return list(rows)
+
+    rows = asyncio.run(ledger_rows())
+    assert [(r.state, r.provider, r.counted) for r in rows] == [
+        ("charged", "together", "catalog"),
+        ("charged", "novita", "catalog"),
+    ]
+    assert rows[1].router_estimate_micros == 3_100
+    assert all(r.reserved_micros >= r.amount_micros for r in rows)
+
+    usage = service.get("/v1/usage").json()
+    assert usage["total_usd"] == body["usage"]["total_usd"]
+    assert {(b["model"], b["provider"], b["llm_calls"]) for b in usage["data"]} == {
+        (KIMI, "together", 1),
+        (KIMI, "novita", 1),
+    }
+
+
+def test_unpriced_models_are_refused_at_the_door(service: httpx.Client) -> None:
+    refused = service.post("/v1/responses", json={"model": "zai-org/GLM-4.6", "input": "q"})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "model_price_unknown"
+    # A live unpriced provider makes the unpinned model unpriceable; pinning a priced one works.
+    qwen = "Qwen/Qwen3-235B-A22B-Instruct-2507"
+    assert service.post("/v1/responses", json={"model": qwen, "input": "q"}).status_code == 400
+    pinned = service.post(
+        "/v1/responses", json={"model": f"{qwen}:novita", "input": "q", "background": True}
+    )
+    assert pinned.status_code == 200
+
+
+def test_operator_may_allow_unpriced_runs_which_are_not_reported_free(
+    start_service: Any, make_settings: Any, sqlite_url: str, router: FakeRouter
+) -> None:
+    router.script(reply("ok"))
+    with start(start_service, make_settings, sqlite_url, allow_unpriced_models=True) as client:
+        created = client.post(
+            "/v1/responses", json={"model": "zai-org/GLM-4.6", "input": "q", "background": True}
+        ).json()
+        body = wait_for(client, created["id"])
+    assert body["status"] == "completed"
+    assert body["usage"]["total_usd"] is None
+
+
+def test_max_cost_is_checked_and_defaulted(service: httpx.Client, router: FakeRouter) -> None:
+    over = service.post("/v1/responses", json={"input": "q", "max_cost_usd": 1000})
+    assert over.status_code == 400
+    assert over.json()["error"]["param"] == "max_cost_usd"
+    router.script(reply("ok"))
+    body = service.post("/v1/responses", json={"input": "q", "background": True}).json()
+    assert body["max_cost_usd"] == 0.5
+
+
+def test_a_local_model_priced_by_the_operator_file(
+    start_service: Any, make_settings: Any, sqlite_url: str, router: FakeRouter, tmp_path: Path
+) -> None:
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps([{"model": "local/llama", "input": 0, "output": 0}]))
+    router.script(reply("local answer", usage=Usage(500, 50)))
+    with start(start_service, make_settings, sqlite_url, pricing_file=prices) as client:
+        created = client.post(
+            "/v1/responses", json={"model": "local/llama", "input": "q", "background": True}
+        ).json()
+        body = wait_for(client, created["id"])
+    assert body["status"] == "completed"
+    assert body["usage"]["total_usd"] == 0.0
+
+
+def test_the_budget_cuts_research_short_and_keeps_a_final_answer(
+    service: httpx.Client, router: FakeRouter
+) -> None:
+    def never_stops(request: dict[str, Any]) -> Any:
+        if request.get("tools"):
+            return tool_calls(SEARCH, usage=Usage(4_000, 200))
+        return reply("Final answer from what was found.", usage=Usage(5_000, 400))
+
+    router.set_handler(never_stops)
+    created = service.post(
+        "/v1/responses",
+        json={"model": KIMI, "input": "q", "background": True, "max_cost_usd": 0.05},
+    ).json()
+    body = wait_for(service, created["id"])
+    assert body["status"] == "incomplete"
+    assert body["incomplete_details"] == {"reason": "max_cost_usd"}
+    assert body["usage"]["total_usd"] <= 0.05
+    assert body["output"][-1]["type"] == "message"
+    assert body["output"][-1]["content"][0]["text"] == "Final answer from what was found."
+    last = router.chat_requests()[-1]
+    assert "tools" not in last
+    assert body["usage"]["total_usd"] == round(expected_micros(router, KIMI) / 1_000_000, 6)
