@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     retry_base_seconds: float = Field(default=1.0, ge=0)
     retry_max_seconds: float = Field(default=60.0, ge=0)
     max_output_tokens: int = Field(default=4096, ge=16)
+    final_answer_max_tokens: int = Field(default=16_384, ge=16)
 
     tool_timeout_seconds: float = Field(default=30.0, gt=0)
     tool_output_max_chars: int = Field(default=12_000, ge=500)

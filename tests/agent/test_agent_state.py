@@ -32,6 +32,7 @@ def spec(**overrides: object) -> RunSpec:
         "max_turns": 5,
         "max_tool_calls": None,
         "max_output_tokens": 100,
+        "final_answer_tokens": 400,
         "tools_enabled": True,
         "tool_concurrency": 2,
     }

@@ -14,6 +14,7 @@ from researchdesk.agent.prompts import (
     fix_citations_request,
 )
 from researchdesk.agent.state import (
+    PER_MESSAGE_OVERHEAD_TOKENS,
     AgentState,
     CallModel,
     Failed,
@@ -24,6 +25,7 @@ from researchdesk.agent.state import (
     RunSpec,
     RunTools,
 )
+from researchdesk.agent.trim import fit_output
 from researchdesk.journal import FIX_CITATIONS, LLMStep, NoteStep, Step, ToolCallRequest, ToolStep
 from researchdesk.tools.base import Tool, openai_tool_spec
 
@@ -49,6 +51,13 @@ class Budget(Protocol):
         """
         ...
 
+    async def output_allowance(self, *, prompt_bound: int) -> int | None:
+        """UTF-8 bytes the prompt may still grow by while a short final answer stays affordable.
+
+        None when no money guard applies.
+        """
+        ...
+
 
 class Agent:
     """Runs one research request to an outcome over an LLM client and a set of tools."""
@@ -69,7 +78,7 @@ class Agent:
                 case Finish(outcome):
                     return outcome
                 case RunTools(calls):
-                    failure = await self._run_tools(state, calls, journal)
+                    failure = await self._run_tools(state, calls, journal, budget)
                     if failure is not None:
                         return failure
                 case FixCitations(arxiv_ids):
@@ -98,12 +107,12 @@ class Agent:
             research=call.tools_on,
         )
         if max_tokens is None and call.tools_on:
-            # No room for more research: ask for the final answer with what is left.
+            # No room for more research: the final answer may use what is left.
             call = CallModel(tools_on=False, stop_reason="max_cost_usd")
             messages, tools = self._prompt(state, call)
             max_tokens = await budget.allow(
                 prompt_bound=state.prompt_bound(messages, tools),
-                desired_tokens=desired,
+                desired_tokens=state.spec.final_answer_tokens,
                 research=False,
             )
         if max_tokens is None:
@@ -144,8 +153,19 @@ class Agent:
         return messages, (self._tool_specs if call.tools_on else None)
 
     async def _run_tools(
-        self, state: AgentState, calls: tuple[ToolCallRequest, ...], journal: Journal
+        self,
+        state: AgentState,
+        calls: tuple[ToolCallRequest, ...],
+        journal: Journal,
+        budget: Budget,
     ) -> Failed | None:
+        # The prompt of a final answer after these calls, less their outputs: the allowance
+        # is what those outputs may add (each message also costs its overhead and a separator).
+        final = [*state.messages(), {"role": "system", "content": FINAL_ANSWER_NOTICE}]
+        per_call = PER_MESSAGE_OVERHEAD_TOKENS + 2
+        bound = state.prompt_bound(final, None) + per_call * len(calls)
+        allowance = await budget.output_allowance(prompt_bound=bound)
+        share = None if allowance is None else allowance // len(calls)
         limit = state.spec.max_tool_calls
         allowed = len(calls) if limit is None else max(0, limit - state.tool_calls_run)
         semaphore = asyncio.Semaphore(state.spec.tool_concurrency)
@@ -163,6 +183,8 @@ class Agent:
             else:
                 async with semaphore:
                     step = await self._run_tool(call)
+                if share is not None:
+                    step = fit_output(step, share)
             async with write_lock:
                 await journal.record(step)
                 state.apply(step)

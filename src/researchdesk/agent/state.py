@@ -30,6 +30,8 @@ class RunSpec:
     max_turns: int
     max_tool_calls: int | None
     max_output_tokens: int
+    final_answer_tokens: int
+    """`max_tokens` of a final answer after the budget cut research short."""
     tools_enabled: bool
     tool_concurrency: int
     options: dict[str, Any] = field(default_factory=dict)

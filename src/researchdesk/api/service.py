@@ -12,7 +12,14 @@ from researchdesk.api.deps import AppState
 from researchdesk.api.render import render_response
 from researchdesk.api.schemas import CreateResponseRequest, normalize_input
 from researchdesk.errors import InvalidRequest
-from researchdesk.pricing.cost import usd_to_micros
+from researchdesk.pricing.cost import format_usd, usd_to_micros
+from researchdesk.pricing.guard import (
+    FINAL_MIN_TOKENS,
+    first_prompt_bound,
+    plan_call,
+    reservation_micros,
+)
+from researchdesk.pricing.models import Price
 from researchdesk.status import Status
 from researchdesk.store import ledger
 from researchdesk.store import responses as store
@@ -48,8 +55,11 @@ async def create(
     params: dict[str, Any] = {
         name: getattr(request, name) for name in _RUN_PARAMS if getattr(request, name) is not None
     }
-    if not await _priced(state, model):
+    worst = await _worst_price(state, model)
+    if worst is None:
         params["unpriced"] = True
+    else:
+        _check_affordable(worst, usd_to_micros(max_cost), request)
     row = ResponseRow(
         id=f"resp_{uuid.uuid4().hex}",
         owner=owner,
@@ -78,13 +88,12 @@ async def create(
     return row
 
 
-async def _priced(state: AppState, model: str) -> bool:
-    """Refuse a model whose price is unknown, unless the operator allows unpriced runs."""
+async def _worst_price(state: AppState, model: str) -> Price | None:
+    """The model's worst-case price; refuse an unknown one unless unpriced runs are allowed."""
     catalog = await state.prices.get()
-    if catalog.is_priced(model):
-        return True
-    if state.settings.allow_unpriced_models:
-        return False
+    worst = catalog.worst_case(model)
+    if worst is not None or state.settings.allow_unpriced_models:
+        return worst
     raise InvalidRequest(
         f"The price of model '{model}' is unknown (no live provider with a published price), so "
         "its cost cannot be capped. Pin a priced provider with ':provider', or ask the operator "
@@ -92,6 +101,19 @@ async def _priced(state: AppState, model: str) -> bool:
         param="model",
         code="model_price_unknown",
     )
+
+
+def _check_affordable(worst: Price, budget_micros: int, request: CreateResponseRequest) -> None:
+    """Refuse a budget that could not pay for even one short answer to this input."""
+    prompt = first_prompt_bound(request.input_chars() * 4)
+    if plan_call(worst, budget_micros, prompt, FINAL_MIN_TOKENS, FINAL_MIN_TOKENS) is None:
+        needed = reservation_micros(worst, prompt, FINAL_MIN_TOKENS)
+        raise InvalidRequest(
+            f"max_cost_usd is too small for this model and input: one call may cost up to "
+            f"{format_usd(needed)} USD.",
+            param="max_cost_usd",
+            code="max_cost_too_low",
+        )
 
 
 async def render(session: AsyncSession, row: ResponseRow) -> dict[str, Any]:

@@ -123,3 +123,15 @@ def plan_call(
     if reserved > remaining_micros:  # the arithmetic above rules this out; never overspend
         raise RuntimeError(f"budget guard bug: reserved {reserved} > {remaining_micros}")
     return CallPlan(max_tokens=max_tokens, reservation_micros=reserved, prompt_bound=prompt_bound)
+
+
+FINAL_MIN_TOKENS = 64
+"""The shortest final answer worth asking for."""
+
+FIXED_PROMPT_BYTES = 8_192
+"""Room for the system prompt and the tool schemas in a first call, ahead of the user's input."""
+
+
+def first_prompt_bound(input_utf8_bytes: int) -> int:
+    """A bound on a first call's prompt tokens, from the UTF-8 size of the request's own text."""
+    return input_utf8_bytes + FIXED_PROMPT_BYTES

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -10,17 +11,24 @@ from researchdesk.config import Settings
 from researchdesk.journal import LLMStep
 from researchdesk.pricing.catalog import PriceCatalog
 from researchdesk.pricing.cost import call_cost_micros
-from researchdesk.pricing.guard import plan_call, reservation_micros
+from researchdesk.pricing.guard import (
+    FINAL_MIN_TOKENS,
+    CallPlan,
+    plan_call,
+    reservation_micros,
+)
 from researchdesk.pricing.models import ModelRef, Price
 from researchdesk.pricing.source import CatalogSource
 from researchdesk.store import ledger, runs
 
 logger = logging.getLogger(__name__)
 
-FINAL_MIN_TOKENS = 64
-"""The shortest final answer worth asking for."""
-FINAL_HEADROOM_TOKENS = 512
+FINAL_HEADROOM_TOKENS = 256
 """The final answer a research call must leave room for."""
+RESEARCH_MIN_TOKENS = 256
+"""The smallest `max_tokens` a research call (text plus tool calls) is made with."""
+REPLY_BYTES_PER_TOKEN = 4
+"""Bytes one token of a reply is taken to add to the next prompt (its bound counts bytes)."""
 
 
 class RunBudget:
@@ -53,20 +61,29 @@ class RunBudget:
             row = await runs.load_run(session, self._claim.response_id)
             remaining = row.max_cost_micros - await ledger.spent_micros(session, row.id)
         if research:
-            after = prompt_bound + 4 * desired_tokens + 2 * self._settings.tool_output_max_chars
-            headroom = reservation_micros(worst, after, FINAL_HEADROOM_TOKENS)
-            plan = plan_call(
-                worst,
-                remaining - headroom,
-                prompt_bound,
-                desired_tokens,
-                min(desired_tokens, FINAL_HEADROOM_TOKENS),
-            )
+            plan = _research_plan(worst, remaining, prompt_bound, desired_tokens)
         else:
             plan = plan_call(worst, remaining, prompt_bound, desired_tokens, FINAL_MIN_TOKENS)
         if plan is None:
             return None
         return await self._reserve(plan.reservation_micros, plan.max_tokens)
+
+    async def output_allowance(self, *, prompt_bound: int) -> int | None:
+        """Bytes of tool output the next prompt may take and still pay for a short answer."""
+        worst = (await self._prices.get()).worst_case(self._model)
+        if worst is None:
+            return None
+        async with self._sessions() as session:
+            row = await runs.load_run(session, self._claim.response_id)
+            remaining = row.max_cost_micros - await ledger.spent_micros(session, row.id)
+        spare = remaining - reservation_micros(worst, prompt_bound, FINAL_HEADROOM_TOKENS)
+        rate = worst.prompt_rate_bound
+        if spare <= 0:
+            return 0
+        if rate == 0:
+            return None
+        # µUSD / (µUSD per token) = tokens; each byte is at most one token.
+        return int(Decimal(spare) / rate)
 
     async def _reserve(self, amount: int, max_tokens: int) -> int | None:
         async with self._sessions() as session, session.begin():
@@ -102,6 +119,35 @@ class RunBudget:
     def settled(self) -> None:
         """The step's transaction committed: no reservation is open any more."""
         self._open = None
+
+
+def _research_plan(
+    worst: Price, remaining: int, prompt_bound: int, desired_tokens: int
+) -> CallPlan | None:
+    """The largest research call that still leaves a short final answer affordable after it.
+
+    After a call of `m` tokens the next prompt is bounded by this one plus the reply's bytes
+    (at most `REPLY_BYTES_PER_TOKEN × m`); tool output is trimmed to what is left then.
+    """
+
+    def fits(tokens: int) -> bool:
+        after = prompt_bound + REPLY_BYTES_PER_TOKEN * tokens
+        total = reservation_micros(worst, prompt_bound, tokens) + reservation_micros(
+            worst, after, FINAL_HEADROOM_TOKENS
+        )
+        return total <= remaining
+
+    low = min(RESEARCH_MIN_TOKENS, desired_tokens)
+    if not fits(low):
+        return None
+    high = desired_tokens
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits(middle):
+            low = middle
+        else:
+            high = middle - 1
+    return CallPlan(low, reservation_micros(worst, prompt_bound, low), prompt_bound)
 
 
 def _charge(catalog: PriceCatalog, model: str, step: LLMStep, reserved: int) -> ledger.Charge:

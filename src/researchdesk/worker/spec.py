@@ -44,6 +44,7 @@ def build_spec(
         max_turns=settings.max_turns,
         max_tool_calls=params.get("max_tool_calls"),
         max_output_tokens=params.get("max_output_tokens") or settings.max_output_tokens,
+        final_answer_tokens=params.get("max_output_tokens") or settings.final_answer_max_tokens,
         tools_enabled=params.get("tool_choice") != "none",
         tool_concurrency=settings.tool_concurrency,
         options=options,
