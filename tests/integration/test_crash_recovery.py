@@ -17,9 +17,11 @@ from researchdesk.testing.hub import FakeHub
 from researchdesk.testing.router import FakeRouter, reply, tool_calls
 from researchdesk.testing.server import free_port
 from tests.integration.helpers import wait_for
+from tests.integration.test_money import expected_micros
 
 SEARCH = ("hf_papers", {"operation": "search", "query": "capacity factors"})
 READ = ("hf_papers", {"operation": "read_paper", "arxiv_id": "2501.01234"})
+MODEL = "moonshotai/Kimi-K2.6:novita"
 
 
 class ServerProcess:
@@ -88,7 +90,8 @@ def test_sigkill_mid_run_resumes_without_resending_completed_steps(
     server.start()
     with httpx.Client(base_url=server.url, timeout=30) as client:
         rid = client.post(
-            "/v1/responses", json={"input": "What are capacity factors?", "background": True}
+            "/v1/responses",
+            json={"input": "What are capacity factors?", "background": True, "max_cost_usd": 0.5},
         ).json()["id"]
     router.wait_for_chat_requests(2)
     # Step 1 (the search call) and its tool result are journaled; step 2 is in flight.
@@ -117,3 +120,8 @@ def test_sigkill_mid_run_resumes_without_resending_completed_steps(
         "message",
     ]
     assert body["output"][2]["content"][0]["annotations"][0]["verified"] is True
+    # Money: the killed call may have been billed upstream, so its reservation still counts.
+    # The ledger covers every call the router billed (the killed one included), within budget.
+    assert len(router.billed) == 4
+    assert body["usage"]["total_usd"] >= expected_micros(router, MODEL) / 1_000_000
+    assert body["usage"]["total_usd"] <= body["max_cost_usd"] == 0.5

@@ -24,6 +24,7 @@ KIMI = "moonshotai/Kimi-K2.6"
 
 def router_price(model: str, provider: str) -> tuple[Decimal, Decimal]:
     """The test server's own published price: USD per million input and output tokens."""
+    model = model.split(":")[0]
     for entry in DEFAULT_MODELS:
         if entry["id"] == model:
             for offer in entry["providers"]:
