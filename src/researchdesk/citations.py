@@ -62,7 +62,7 @@ def unverified_ids(text: str, retrieved: dict[str, str]) -> list[str]:
     """arXiv ids the text links to that the run never retrieved, in order of first mention."""
     ids: list[str] = []
     for annotation in annotate(text, retrieved):
-        arxiv_id = str(annotation["url"]).rsplit("/", 1)[-1]
+        arxiv_id = str(annotation["url"]).removeprefix(paper_url(""))
         if not annotation["verified"] and arxiv_id not in ids:
             ids.append(arxiv_id)
     return ids

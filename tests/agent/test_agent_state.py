@@ -12,6 +12,7 @@ from researchdesk.agent.state import (
     RunSpec,
     RunTools,
 )
+from researchdesk.citations import annotate, unverified_ids
 from researchdesk.journal import (
     FIX_CITATIONS,
     LLMStep,
@@ -100,3 +101,12 @@ def test_tools_off_by_request() -> None:
 def test_a_truncated_final_answer_is_incomplete() -> None:
     truncated = LLMStep("partial", (), TokenUsage(), finish_reason="length")
     assert AgentState(spec(), [truncated]).next_step() == Finish(Incomplete("max_output_tokens"))
+
+
+def test_old_style_ids_are_cited_whole() -> None:
+    text = "See https://arxiv.org/abs/hep-th/9901001 and https://huggingface.co/papers/2501.01234"
+    assert unverified_ids(text, {"2501.01234": "T"}) == ["hep-th/9901001"]
+    [old, new] = annotate(text, {"2501.01234": "T"})
+    assert old["url"] == "https://huggingface.co/papers/hep-th/9901001"
+    assert text[old["start_index"] : old["end_index"]] == "https://arxiv.org/abs/hep-th/9901001"
+    assert new["verified"] is True

@@ -210,3 +210,15 @@ def test_list_filters_and_paginates(service: httpx.Client, router: FakeRouter) -
     bad = service.get("/v1/responses", params={"status": "nonsense"})
     assert bad.status_code == 400
     assert bad.json()["error"]["param"] == "status"
+
+
+def test_the_shared_cache_saves_upstream_requests_across_runs(
+    service: httpx.Client, router: FakeRouter, hub: FakeHub
+) -> None:
+    read = ("hf_papers", {"operation": "read_paper", "arxiv_id": "2501.01234"})
+    router.script(tool_calls(read), reply("one"), tool_calls(read), reply("two"))
+    for _ in range(2):
+        body = service.post("/v1/responses", json={"input": "q", "background": False}).json()
+        assert body["status"] == "completed"
+        assert "Learned Capacity Factors" in body["output"][0]["output"]
+    assert hub.count("/html/2501.01234") == 1
