@@ -29,7 +29,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=500)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        settings = Settings(database_url=f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}")
+        settings = Settings(
+            database_url=f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}",
+            # Nothing listens here: prices come from the bundled snapshot, no network is used.
+            llm_base_url="http://127.0.0.1:9/v1",
+        )
         server = ThreadedServer(create_app(settings, run_worker=False), lifespan=True)
         server.start()
         try:
