@@ -25,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--no-worker", action="store_true", help="API only (scale-out)")
 
+    worker = commands.add_parser("worker", help="run workers only (scale-out)")
+    worker.add_argument("--concurrency", type=int, default=None, help="runs at once")
+
     commands.add_parser("migrate", help="apply database migrations and exit")
 
     demo = commands.add_parser("demo", help="an offline demo with a scripted model")
@@ -36,6 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.command == "serve":
         return _serve(Settings(), args.host, args.port, run_worker=not args.no_worker)
+    if args.command == "worker":
+        from researchdesk.worker.main import run_worker  # keeps `migrate` light
+
+        asyncio.run(run_worker(Settings(), args.concurrency))
+        return 0
     if args.command == "migrate":
         asyncio.run(_migrate(Settings()))
         print("migrations applied")

@@ -14,7 +14,7 @@ from researchdesk.config import Settings
 from researchdesk.pricing.source import CatalogSource
 from researchdesk.store.db import create_engine, create_sessionmaker
 from researchdesk.store.migrate import upgrade_to_head
-from researchdesk.store.notify import Notifier
+from researchdesk.store.notify import create_notifier
 from researchdesk.worker.factory import build_worker
 
 
@@ -29,7 +29,9 @@ def create_app(settings: Settings, *, run_worker: bool = True, migrate: bool = T
             if migrate:
                 await upgrade_to_head(engine)
             sessions = create_sessionmaker(engine)
-            notifier = Notifier()
+            notifier = create_notifier(settings.database_url)
+            await notifier.start()
+            stack.push_async_callback(notifier.close)
             prices = CatalogSource.from_settings(settings)
             app.state.researchdesk = AppState(
                 settings=settings,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -28,8 +30,9 @@ async def create_response(
     request: Request, state: StateDep, session: SessionDep, owner: OwnerDep
 ) -> dict[str, Any] | StreamingResponse:
     """Accept a research request: stored and committed before this returns."""
-    body = validate_create(parse_json_body(await request.body()), state.settings)
-    row = await service.create(state, session, owner, body)
+    raw = parse_json_body(await request.body())
+    body = validate_create(raw, state.settings)
+    row = await service.create(state, session, owner, body, _idempotency(request, raw))
     if body.stream:
         return StreamingResponse(
             event_stream(state, row.id, 0), media_type="text/event-stream", headers=_SSE_HEADERS
@@ -128,6 +131,19 @@ async def list_responses(
         "last_id": data[-1]["id"] if data else None,
         "has_more": has_more,
     }
+
+
+def _idempotency(request: Request, body: object) -> service.Idempotency | None:
+    """The `Idempotency-Key` header with a hash of the body it was sent with."""
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not key or len(key) > 255:
+        raise InvalidRequest(
+            "Idempotency-Key must be 1 to 255 characters.", param="Idempotency-Key"
+        )
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return service.Idempotency(key, hashlib.sha256(canonical.encode()).hexdigest())
 
 
 def _metadata_filters(request: Request) -> tuple[tuple[str, str], ...]:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from researchdesk.api.deps import AppState
 from researchdesk.api.render import render_response
 from researchdesk.api.schemas import CreateResponseRequest, normalize_input
-from researchdesk.errors import InvalidRequest
+from researchdesk.errors import Conflict, InvalidRequest
 from researchdesk.pricing.cost import format_usd, usd_to_micros
 from researchdesk.pricing.guard import (
     FINAL_MIN_TOKENS,
@@ -21,9 +23,10 @@ from researchdesk.pricing.guard import (
 )
 from researchdesk.pricing.models import Price
 from researchdesk.status import Status
+from researchdesk.store import idempotency as idempotency_keys
 from researchdesk.store import ledger
 from researchdesk.store import responses as store
-from researchdesk.store.models import ResponseRow
+from researchdesk.store.models import IdempotencyRow, ResponseRow
 from researchdesk.store.steps import load_steps
 
 # Request fields kept with the run and applied by the worker.
@@ -41,10 +44,64 @@ _RUN_PARAMS = (
 )
 
 
+@dataclass(frozen=True)
+class Idempotency:
+    """An `Idempotency-Key` header and the hash of the body it came with."""
+
+    key: str
+    request_hash: str
+
+
 async def create(
+    state: AppState,
+    session: AsyncSession,
+    owner: str | None,
+    request: CreateResponseRequest,
+    idempotency: Idempotency | None = None,
+) -> ResponseRow:
+    """Store a new queued response and commit it before anything is answered.
+
+    With an idempotency key, a repeat of the same request returns the response it first made
+    (even when both arrive at once: the key's primary key lets only one insert win).
+    """
+    if idempotency is not None:
+        earlier = await idempotency_keys.find(session, owner, idempotency.key)
+        if earlier is not None:
+            return await _repeat(session, owner, earlier, idempotency)
+    row = await _new_row(state, session, owner, request)
+    await store.insert_response(session, row)
+    if idempotency is not None:
+        idempotency_keys.remember(session, owner, idempotency.key, idempotency.request_hash, row.id)
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        earlier = (
+            await idempotency_keys.find(session, owner, idempotency.key) if idempotency else None
+        )
+        if earlier is None or idempotency is None:
+            raise
+        return await _repeat(session, owner, earlier, idempotency)
+    state.notifier.work_available()
+    return row
+
+
+async def _repeat(
+    session: AsyncSession, owner: str | None, earlier: IdempotencyRow, idempotency: Idempotency
+) -> ResponseRow:
+    if earlier.request_hash != idempotency.request_hash:
+        raise Conflict(
+            "This Idempotency-Key was already used with a different request body.",
+            param="Idempotency-Key",
+            code="idempotency_key_reused",
+        )
+    return await store.get_response(session, earlier.response_id, owner)
+
+
+async def _new_row(
     state: AppState, session: AsyncSession, owner: str | None, request: CreateResponseRequest
 ) -> ResponseRow:
-    """Store a new queued response and commit it before anything is answered."""
+    """The row of a new queued response, after the checks at the door."""
     settings = state.settings
     session_id = str(uuid.uuid4())
     if request.previous_response_id is not None:
@@ -60,7 +117,7 @@ async def create(
         params["unpriced"] = True
     else:
         _check_affordable(worst, usd_to_micros(max_cost), request)
-    row = ResponseRow(
+    return ResponseRow(
         id=f"resp_{uuid.uuid4().hex}",
         owner=owner,
         created_at=time.time(),
@@ -82,10 +139,6 @@ async def create(
         cancel_requested=False,
         event_seq=0,
     )
-    await store.insert_response(session, row)
-    await session.commit()
-    state.notifier.work_available()
-    return row
 
 
 async def _worst_price(state: AppState, model: str) -> Price | None:

@@ -6,8 +6,12 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+LOCK_KEY = 7_301_964_215
+"""The advisory lock that serialises concurrent migrations on PostgreSQL."""
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -28,4 +32,7 @@ async def upgrade_to_head(engine: AsyncEngine) -> None:
         command.upgrade(config, "head")
 
     async with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Several processes may start at once: one migrates, the others wait for it.
+            await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
         await connection.run_sync(_upgrade)

@@ -133,3 +133,15 @@ class LedgerRow(Base):
         UniqueConstraint("response_id", "call_index", name="uq_ledger_response_call"),
         Index("ix_ledger_day", "day"),
     )
+
+
+class IdempotencyRow(Base):
+    """An `Idempotency-Key` a caller sent with a create, and the response it made."""
+
+    __tablename__ = "idempotency_keys"
+
+    owner: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    response_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Float)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from sqlalchemy.engine import make_url
+
 
 class Notifier:
     """Wakes workers when work arrives, stops runs on cancel, wakes readers when a run changes."""
@@ -13,6 +15,12 @@ class Notifier:
         self._work = asyncio.Event()
         self._changed: dict[str, set[asyncio.Event]] = {}
         self._cancel_listeners: list[Callable[[str], None]] = []
+
+    async def start(self) -> None:
+        """Begin delivering hints (nothing to do within one process)."""
+
+    async def close(self) -> None:
+        """Stop delivering hints."""
 
     def work_available(self) -> None:
         """A run was queued (or released): idle workers should look for it."""
@@ -56,3 +64,12 @@ class Notifier:
                 waiters.discard(event)
                 if not waiters:
                     del self._changed[response_id]
+
+
+def create_notifier(database_url: str) -> Notifier:
+    """In-process hints for SQLite; LISTEN/NOTIFY across processes for PostgreSQL."""
+    if make_url(database_url).get_backend_name() == "postgresql":
+        from researchdesk.store.pg_notify import PostgresNotifier  # asyncpg only when used
+
+        return PostgresNotifier(database_url)
+    return Notifier()

@@ -70,7 +70,9 @@ async def claim_next(session: AsyncSession, worker_id: str, lease_seconds: float
     if row is None:
         return None
     response_id, attempt, seq = row
-    await _log(session, response_id, seq, "response.in_progress", {"attempt": attempt})
+    await _log(
+        session, response_id, seq, "response.in_progress", {"attempt": attempt, "worker": worker_id}
+    )
     return Claim(response_id, attempt)
 
 
