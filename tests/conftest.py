@@ -124,6 +124,22 @@ def database_url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
     """Each store test runs on SQLite and on PostgreSQL (skipped locally when it is down)."""
     if request.param == "sqlite":
         return sqlite_url
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """A migrated, empty database on each backend."""
+    engine = create_engine(database_url)
+    await upgrade_to_head(engine)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """An empty PostgreSQL database (schema dropped and recreated) for this test."""
     if not _postgres_available():
         if os.environ.get("CI"):
             pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_URL}")
@@ -138,12 +154,3 @@ def database_url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
 
     asyncio.run(reset())
     return POSTGRES_URL
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    """A migrated, empty database on each backend."""
-    engine = create_engine(database_url)
-    await upgrade_to_head(engine)
-    yield engine
-    await engine.dispose()

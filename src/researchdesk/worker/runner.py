@@ -6,7 +6,6 @@ import asyncio
 import logging
 from typing import Any, assert_never
 
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from researchdesk.agent.loop import Agent
@@ -15,6 +14,7 @@ from researchdesk.config import Settings
 from researchdesk.pricing.source import CatalogSource
 from researchdesk.status import Status
 from researchdesk.store import runs
+from researchdesk.store.db import DATABASE_ERRORS
 from researchdesk.store.notify import Notifier
 from researchdesk.store.steps import load_steps, load_steps_for
 from researchdesk.worker.budget import RunBudget
@@ -96,6 +96,11 @@ class RunHandle:
         error = task.exception()
         if isinstance(error, runs.LeaseLost):
             raise error
+        if isinstance(error, DATABASE_ERRORS):
+            # The database went away mid-run: write nothing; once the lease expires, a worker
+            # (maybe this one) claims the run again and resumes it from its journal.
+            logger.warning("run %s: database unavailable, leaving it to be resumed", self.claim)
+            return
         if error is not None:
             logger.error("run %s crashed", self.claim.response_id, exc_info=error)
             outcome: Outcome = Failed("server_error", f"The run failed unexpectedly: {error}")
@@ -118,7 +123,7 @@ class RunHandle:
                 async with self._sessions() as session, session.begin():
                     await runs.finish(session, self.claim, status, **fields)
                 return
-            except SQLAlchemyError:
+            except DATABASE_ERRORS:
                 if attempt == _FINISH_TRIES - 1:
                     raise
                 logger.warning("run %s: terminal write failed, retrying", self.claim.response_id)
@@ -135,7 +140,7 @@ class RunHandle:
                 self.lease_lost = True
                 self.stop()
                 return
-            except SQLAlchemyError:
+            except DATABASE_ERRORS:
                 logger.warning("run %s: heartbeat failed", self.claim.response_id)
                 continue
             if cancel:

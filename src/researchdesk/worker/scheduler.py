@@ -8,13 +8,13 @@ import os
 import socket
 import uuid
 
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from researchdesk.agent.loop import Agent
 from researchdesk.config import Settings
 from researchdesk.pricing.source import CatalogSource
 from researchdesk.store import runs
+from researchdesk.store.db import DATABASE_ERRORS
 from researchdesk.store.notify import Notifier
 from researchdesk.worker.runner import RunHandle
 
@@ -76,7 +76,7 @@ class Scheduler:
         while not self._stopping:
             try:
                 await self._claim_available()
-            except SQLAlchemyError:
+            except DATABASE_ERRORS:
                 logger.warning("claiming failed; will retry", exc_info=True)
             await self._notifier.wait_for_work(self._settings.poll_interval_seconds)
 

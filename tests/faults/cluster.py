@@ -1,0 +1,206 @@
+"""Real API and worker processes on PostgreSQL, and what the fault tests check afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from researchdesk.store.db import create_engine, create_sessionmaker
+from researchdesk.store.models import EventRow, LedgerRow, ResponseRow, StepRow
+from researchdesk.testing.hub import FakeHub
+from researchdesk.testing.router import FakeRouter
+from researchdesk.testing.server import free_port
+
+
+class Process:
+    """One `researchdesk` subprocess with its own log file."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.args = args
+        self._env = env
+        self.log = log
+        self.popen: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.popen is not None
+        return self.popen.pid
+
+    def start(self) -> Process:
+        with self.log.open("ab") as log:
+            command = [sys.executable, "-m", "researchdesk.cli", *self.args]
+            self.popen = subprocess.Popen(command, env=self._env, stdout=log, stderr=log)
+        return self
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def signal(self, signum: int) -> None:
+        assert self.popen is not None
+        self.popen.send_signal(signum)
+
+    def kill(self) -> None:
+        if self.alive():
+            assert self.popen is not None
+            self.popen.kill()
+            self.popen.wait(timeout=10)
+
+    def wait(self, seconds: float) -> int | None:
+        assert self.popen is not None
+        try:
+            return self.popen.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self) -> None:
+        if not self.alive():
+            return
+        self.signal(signal.SIGCONT)
+        self.signal(signal.SIGTERM)
+        if self.wait(15) is None:
+            self.kill()
+
+
+@dataclass
+class Cluster:
+    """An API process and any number of worker processes sharing one PostgreSQL database."""
+
+    database_url: str
+    env: dict[str, str]
+    folder: Path
+    processes: list[Process]
+    api_url: str = ""
+
+    def _process(self, name: str, args: list[str]) -> Process:
+        process = Process(args, self.env, self.folder / f"{name}-{len(self.processes)}.log")
+        self.processes.append(process)
+        return process.start()
+
+    def start_api(self) -> Process:
+        port = free_port()
+        self.api_url = f"http://127.0.0.1:{port}"
+        api = self._process("api", ["serve", "--no-worker", "--port", str(port)])
+        for _ in range(300):
+            try:
+                if httpx.get(f"{self.api_url}/readyz", timeout=1).status_code == 200:
+                    return api
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"API did not start:\n{api.log.read_text()}")
+
+    def start_worker(self, concurrency: int = 4) -> Process:
+        return self._process("worker", ["worker", "--concurrency", str(concurrency)])
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.api_url, timeout=30)
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.log.name}\n{p.log.read_text()[-4000:]}" for p in self.processes)
+
+    def query(self, statement: Any) -> list[Any]:
+        """Run one SELECT on the database (from the test's side) and return the rows."""
+
+        async def run() -> list[Any]:
+            engine = create_engine(self.database_url)
+            try:
+                async with create_sessionmaker(engine)() as session:
+                    return list((await session.execute(statement)).scalars().all())
+            finally:
+                await engine.dispose()
+
+        return asyncio.run(run())
+
+    def owner_pid(self, response_id: str) -> int | None:
+        """The pid of the worker holding the run's lease (worker ids are host:pid:suffix)."""
+        [row] = self.query(select(ResponseRow).where(ResponseRow.id == response_id))
+        if row.lease_owner is None:
+            return None
+        return int(row.lease_owner.split(":")[1])
+
+    def wait_owner(self, response_id: str, pid: int, seconds: float = 30) -> None:
+        deadline = time.monotonic() + seconds
+        while self.owner_pid(response_id) != pid:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{pid} never owned {response_id}\n{self.logs()}")
+            time.sleep(0.1)
+
+    def wait_status(
+        self, response_id: str, statuses: set[str], seconds: float = 60
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + seconds
+        body: dict[str, Any] = {}
+        with self.client() as client:
+            while time.monotonic() < deadline:
+                answer = client.get(f"/v1/responses/{response_id}")
+                if answer.status_code == 200:
+                    body = answer.json()
+                    if body["status"] in statuses:
+                        return body
+                time.sleep(0.1)
+        raise AssertionError(f"{response_id} stayed {body.get('status')}\n{self.logs()}")
+
+    def check_invariants(self, response_id: str) -> None:
+        """One worker per attempt, steps only under claimed attempts, the ledger within budget."""
+        claims = [
+            event.data
+            for event in self.query(
+                select(EventRow).where(
+                    EventRow.response_id == response_id, EventRow.type == "response.in_progress"
+                )
+            )
+        ]
+        attempts = [claim["attempt"] for claim in claims]
+        assert len(attempts) == len(set(attempts)), claims
+        steps = self.query(select(StepRow).where(StepRow.response_id == response_id))
+        assert {step.attempt for step in steps} <= set(attempts)
+        seqs = [step.seq for step in steps]
+        assert sorted(seqs) == list(range(len(seqs)))
+        ledger = self.query(select(LedgerRow).where(LedgerRow.response_id == response_id))
+        [row] = self.query(select(ResponseRow).where(ResponseRow.id == response_id))
+        assert sum(entry.amount_micros for entry in ledger) <= row.max_cost_micros
+        assert len({entry.call_index for entry in ledger}) == len(ledger)
+
+
+@contextmanager
+def cluster(
+    database_url: str, router: FakeRouter, hub: FakeHub, folder: Path, **settings: str
+) -> Iterator[Cluster]:
+    """Processes configured for fast leases and polling; all stopped at the end."""
+    env = {
+        **os.environ,
+        "RESEARCHDESK_DATABASE_URL": database_url,
+        "RESEARCHDESK_LLM_BASE_URL": router.url,
+        "RESEARCHDESK_LLM_API_KEY": "test-key",
+        "HF_ENDPOINT": hub.url,
+        "RESEARCHDESK_ARXIV_URL": hub.url,
+        "RESEARCHDESK_LEASE_SECONDS": "2",
+        "RESEARCHDESK_POLL_INTERVAL_SECONDS": "0.2",
+        "RESEARCHDESK_RETRY_BASE_SECONDS": "0.01",
+        **{f"RESEARCHDESK_{name.upper()}": value for name, value in settings.items()},
+    }
+    subprocess.run(
+        [sys.executable, "-m", "researchdesk.cli", "migrate"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    running = Cluster(database_url, env, folder, [])
+    try:
+        yield running
+    finally:
+        router.release_all()
+        for process in running.processes:
+            process.stop()
