@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ from sqlalchemy import select
 from researchdesk.store.db import create_engine, create_sessionmaker
 from researchdesk.store.models import EventRow, LedgerRow, ResponseRow, StepRow
 from researchdesk.testing.hub import FakeHub
-from researchdesk.testing.router import FakeRouter
+from researchdesk.testing.router import DEFAULT_MODELS, FakeRouter
 from researchdesk.testing.server import free_port
 
 
@@ -172,6 +174,31 @@ class Cluster:
         [row] = self.query(select(ResponseRow).where(ResponseRow.id == response_id))
         assert sum(entry.amount_micros for entry in ledger) <= row.max_cost_micros
         assert len({entry.call_index for entry in ledger}) == len(ledger)
+
+    def ledger_micros(self, response_ids: list[str]) -> tuple[int, int]:
+        """(charged, total incl. unsettled reservations) over the given responses."""
+        rows = self.query(select(LedgerRow).where(LedgerRow.response_id.in_(response_ids)))
+        charged = sum(r.amount_micros for r in rows if r.state == "charged")
+        return charged, sum(r.amount_micros for r in rows)
+
+
+def billed_micros(router: FakeRouter, model: str = "moonshotai/Kimi-K2.6") -> int:
+    """What the router billed, priced independently from its own catalog (micro-USD, ceil)."""
+    prices = {
+        offer["provider"]: offer["pricing"]
+        for entry in DEFAULT_MODELS
+        if entry["id"] == model
+        for offer in entry["providers"]
+        if "pricing" in offer
+    }
+    total = 0
+    for billed in router.billed:
+        price = prices[billed.provider]
+        exact = billed.usage.prompt_tokens * Decimal(
+            str(price["input"])
+        ) + billed.usage.completion_tokens * Decimal(str(price["output"]))
+        total += math.ceil(exact)
+    return total
 
 
 @contextmanager

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from researchdesk.store.models import EventRow, ResponseRow
 from researchdesk.testing.hub import FakeHub
 from researchdesk.testing.router import FakeRouter, reply, tool_calls
-from tests.faults.cluster import Cluster, cluster
+from tests.faults.cluster import Cluster, billed_micros, cluster
 
 pytestmark = pytest.mark.postgres
 
@@ -78,6 +78,11 @@ def test_sigkill_worker_mid_call_another_resumes(
     assert requests[2] == requests[1]
     assert hub.count("/api/papers/search") == 1
     pg.check_invariants(rid)
+    charged, total = pg.ledger_micros([rid])
+    # The killed call was billed upstream: its reservation still counts, so every billed call
+    # is covered; the three that completed are charged exactly.
+    assert total >= billed_micros(router)
+    assert charged < total <= 500_000
     claims = pg.query(
         select(EventRow).where(EventRow.response_id == rid, EventRow.type == "response.in_progress")
     )
@@ -112,6 +117,9 @@ def test_sigstop_past_the_lease_old_worker_is_fenced(pg: Cluster, router: FakeRo
     assert [item["type"] for item in body["output"]] == ["custom_tool_call", "message"]
     assert body["output"][-1]["content"][0]["text"] == ANSWER
     pg.check_invariants(rid)
+    assert_not_resent(router)
+    # The frozen worker's call was billed but never settled: its reservation still counts.
+    assert pg.ledger_micros([rid])[1] >= billed_micros(router)
 
 
 def _pg_ctl(action: str) -> None:
@@ -161,6 +169,7 @@ def test_postgres_restart_mid_run_api_503_then_everything_completes(
         assert body["status"] == "completed", pg.logs()
         pg.check_invariants(rid)
     assert_not_resent(router)
+    assert pg.ledger_micros(ids)[1] >= billed_micros(router)
 
 
 def test_many_claimers_claim_each_run_once(pg: Cluster, router: FakeRouter) -> None:
@@ -177,6 +186,8 @@ def test_many_claimers_claim_each_run_once(pg: Cluster, router: FakeRouter) -> N
     assert {c.data["attempt"] for c in claims} == {1}
     assert len({c.data["worker"] for c in claims}) > 1
     assert len(router.chat_requests()) == 40
+    # No call was interrupted: the ledger is exactly what the router billed.
+    assert pg.ledger_micros(ids) == (billed_micros(router), billed_micros(router))
 
 
 def test_a_run_that_kills_its_worker_every_time_fails_after_max_attempts(
@@ -222,3 +233,24 @@ def test_sigterm_releases_runs_and_a_new_worker_finishes_them(
             # Released attempts do not count against max_attempts (1 here).
             assert body["status"] == "completed", pg.logs()
             pg.check_invariants(rid)
+        assert pg.ledger_micros(ids)[1] >= billed_micros(router)
+
+
+def test_cancel_through_the_api_stops_the_run_on_its_worker(
+    pg: Cluster, router: FakeRouter
+) -> None:
+    held = threading.Event()
+    router.script(reply("never delivered", gate=held))
+    pg.start_api()
+    worker = pg.start_worker()
+    rid = post(pg)
+    router.wait_for_chat_requests(1)
+    pg.wait_owner(rid, worker.pid)
+    with pg.client() as client:
+        assert client.post(f"/v1/responses/{rid}/cancel").status_code == 200
+    # Another process owns the run: NOTIFY (or, failing that, the next heartbeat) stops it.
+    body = pg.wait_status(rid, {"cancelled", "completed", "failed", "incomplete"}, seconds=10)
+    assert body["status"] == "cancelled"
+    held.set()
+    pg.check_invariants(rid)
+    assert len(router.chat_requests()) == 1

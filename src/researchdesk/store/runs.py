@@ -43,7 +43,8 @@ async def claim_next(session: AsyncSession, worker_id: str, lease_seconds: float
     """Claim the oldest queued run, or one whose lease expired, in one statement.
 
     PostgreSQL locks the candidate with `FOR UPDATE SKIP LOCKED` so concurrent claimers never
-    pick the same row; SQLite serialises writers, which gives the same guarantee.
+    pick the same row. On SQLite the UPDATE is the transaction's first statement, so it takes
+    the database's write lock at once (what `BEGIN IMMEDIATE` would do): claimers serialise.
     """
     candidate = (
         select(ResponseRow.id)
@@ -92,30 +93,37 @@ async def _log(
 
 
 async def fail_exhausted(session: AsyncSession, max_attempts: int) -> list[str]:
-    """End runs whose worker died `max_attempts` times: failed, not retried forever."""
-    statement = select(ResponseRow.id).where(
-        ResponseRow.status == Status.IN_PROGRESS,
-        ResponseRow.lease_expires_at < db_epoch(),
-        ResponseRow.attempt - ResponseRow.releases >= max_attempts,
-    )
-    failed: list[str] = []
-    for response_id in (await session.execute(statement)).scalars().all():
-        error = {
-            "code": "max_attempts_exceeded",
-            "message": f"The run's worker stopped {max_attempts} times without finishing it.",
-        }
-        if await append_events(
-            session,
-            response_id,
-            [("response.failed", {"status": Status.FAILED, "error": error})],
+    """End runs whose worker died `max_attempts` times: failed, not retried forever.
+
+    One UPDATE, the transaction's first statement, so SQLite takes its write lock at once.
+    """
+    error = {
+        "code": "max_attempts_exceeded",
+        "message": f"The run's worker stopped {max_attempts} times without finishing it.",
+    }
+    statement = (
+        update(ResponseRow)
+        .where(
             ResponseRow.status == Status.IN_PROGRESS,
             ResponseRow.lease_expires_at < db_epoch(),
+            ResponseRow.attempt - ResponseRow.releases >= max_attempts,
+        )
+        .values(
             status=Status.FAILED,
             error=error,
             lease_owner=None,
-        ):
-            failed.append(response_id)
-    return failed
+            lease_expires_at=None,
+            event_seq=ResponseRow.event_seq + 1,
+        )
+        .returning(ResponseRow.id, ResponseRow.event_seq)
+        .execution_options(synchronize_session=False)
+    )
+    failed = (await session.execute(statement)).all()
+    for response_id, seq in failed:
+        await _log(
+            session, response_id, seq, "response.failed", {"status": Status.FAILED, "error": error}
+        )
+    return [response_id for response_id, _seq in failed]
 
 
 def _mine(claim: Claim) -> list[ColumnElement[bool]]:
