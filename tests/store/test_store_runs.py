@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
-import uuid
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -18,33 +16,19 @@ from researchdesk.store import runs
 from researchdesk.store.db import create_sessionmaker
 from researchdesk.store.events import read_events
 from researchdesk.store.models import Base, ResponseRow
-from researchdesk.store.responses import get_response, insert_response, request_cancel
+from researchdesk.store.responses import (
+    get_response,
+    insert_response,
+    new_response,
+    request_cancel,
+)
 from researchdesk.store.steps import load_steps
 
 
-def new_row(created_at: float | None = None) -> ResponseRow:
-    return ResponseRow(
-        id=f"resp_{uuid.uuid4().hex}",
-        owner=None,
-        created_at=created_at or time.time(),
-        completed_at=None,
-        status=Status.QUEUED,
-        model="m",
-        background=True,
-        previous_response_id=None,
-        session_id=str(uuid.uuid4()),
-        max_cost_micros=500_000,
-        instructions=None,
-        input_items=[],
-        params={},
-        metadata_={},
-        error=None,
-        incomplete_reason=None,
-        attempt=0,
-        releases=0,
-        cancel_requested=False,
-        event_seq=0,
-    )
+def new_row(created_at: float) -> ResponseRow:
+    row = new_response(model="m", max_cost_micros=500_000, input_items=[])
+    row.created_at = created_at
+    return row
 
 
 async def add_rows(engine: AsyncEngine, count: int) -> list[str]:

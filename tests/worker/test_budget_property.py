@@ -12,8 +12,6 @@ import json
 import math
 import random
 import statistics
-import time
-import uuid
 from contextlib import AsyncExitStack
 from decimal import Decimal
 from pathlib import Path
@@ -35,7 +33,7 @@ from researchdesk.store.db import create_engine, create_sessionmaker
 from researchdesk.store.migrate import upgrade_to_head
 from researchdesk.store.models import ResponseRow
 from researchdesk.store.notify import Notifier
-from researchdesk.store.responses import insert_response
+from researchdesk.store.responses import insert_response, new_response
 from researchdesk.testing.router import FakeRouter, Step, Usage, reply, tool_calls
 from researchdesk.tools.base import ToolResult
 from researchdesk.worker.scheduler import Scheduler
@@ -90,18 +88,9 @@ def new_run(rng: random.Random, model: str, price: Price) -> ResponseRow:
         bound = first_prompt_bound(len(text) * 4)
         if plan_call(price, usd_to_micros(budget), bound, FINAL_MIN_TOKENS, FINAL_MIN_TOKENS):
             break
-    return ResponseRow(
-        id=f"resp_{uuid.uuid4().hex}",
-        owner=None,
-        created_at=time.time(),
-        completed_at=None,
-        status=Status.QUEUED,
+    return new_response(
         model=model,
-        background=True,
-        previous_response_id=None,
-        session_id=str(uuid.uuid4()),
         max_cost_micros=usd_to_micros(budget),
-        instructions=None,
         input_items=[
             {
                 "id": "msg_0",
@@ -110,14 +99,6 @@ def new_run(rng: random.Random, model: str, price: Price) -> ResponseRow:
                 "content": [{"type": "input_text", "text": text}],
             }
         ],
-        params={},
-        metadata_={},
-        error=None,
-        incomplete_reason=None,
-        attempt=0,
-        releases=0,
-        cancel_requested=False,
-        event_seq=0,
     )
 
 

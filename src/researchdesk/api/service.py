@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,7 +102,7 @@ async def _new_row(
 ) -> ResponseRow:
     """The row of a new queued response, after the checks at the door."""
     settings = state.settings
-    session_id = str(uuid.uuid4())
+    session_id = None
     if request.previous_response_id is not None:
         previous = await store.previous_for(session, request.previous_response_id, owner)
         session_id = previous.session_id
@@ -117,27 +116,17 @@ async def _new_row(
         params["unpriced"] = True
     else:
         _check_affordable(worst, usd_to_micros(max_cost), request)
-    return ResponseRow(
-        id=f"resp_{uuid.uuid4().hex}",
-        owner=owner,
-        created_at=time.time(),
-        completed_at=None,
-        status=Status.QUEUED,
+    return store.new_response(
         model=model,
+        max_cost_micros=usd_to_micros(max_cost),
+        input_items=normalize_input(request),
+        owner=owner,
         background=request.background,
         previous_response_id=request.previous_response_id,
         session_id=session_id,
-        max_cost_micros=usd_to_micros(max_cost),
         instructions=request.instructions,
-        input_items=normalize_input(request),
         params=params,
-        metadata_=dict(request.metadata or {}),
-        error=None,
-        incomplete_reason=None,
-        attempt=0,
-        releases=0,
-        cancel_requested=False,
-        event_seq=0,
+        metadata=dict(request.metadata or {}),
     )
 
 

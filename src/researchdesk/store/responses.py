@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import ColumnElement, delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +25,44 @@ class ListFilter:
     metadata: tuple[tuple[str, str], ...] = ()
     created_after: float | None = None
     created_before: float | None = None
+
+
+def new_response(
+    *,
+    model: str,
+    max_cost_micros: int,
+    input_items: list[dict[str, Any]],
+    owner: str | None = None,
+    background: bool = True,
+    previous_response_id: str | None = None,
+    session_id: str | None = None,
+    instructions: str | None = None,
+    params: dict[str, Any] | None = None,
+    metadata: dict[str, str] | None = None,
+) -> ResponseRow:
+    """A new queued response row, not yet owned by any worker."""
+    return ResponseRow(
+        id=f"resp_{uuid.uuid4().hex}",
+        owner=owner,
+        created_at=time.time(),
+        completed_at=None,
+        status=Status.QUEUED,
+        model=model,
+        background=background,
+        previous_response_id=previous_response_id,
+        session_id=session_id or str(uuid.uuid4()),
+        max_cost_micros=max_cost_micros,
+        instructions=instructions,
+        input_items=input_items,
+        params=params or {},
+        metadata_=metadata or {},
+        error=None,
+        incomplete_reason=None,
+        attempt=0,
+        releases=0,
+        cancel_requested=False,
+        event_seq=0,
+    )
 
 
 async def insert_response(session: AsyncSession, row: ResponseRow) -> ResponseRow:
