@@ -57,6 +57,9 @@ def test_upstream_failures_end_the_run_with_a_clear_code(
     assert body["error"]["message"]
     assert body["completed_at"] is None
     router.assert_script_consumed()
+    if code not in ("upstream_rate_limited", "upstream_unavailable"):
+        # Refused outright: nothing was used, so the reservation was released.
+        assert body["usage"]["total_usd"] == 0
 
 
 def test_transient_failures_are_retried(service: httpx.Client, router: FakeRouter) -> None:

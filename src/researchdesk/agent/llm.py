@@ -21,10 +21,12 @@ logger = logging.getLogger(__name__)
 class UpstreamError(Exception):
     """The LLM endpoint refused or failed the call for good: the run ends `failed` with `code`."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, *, refused: bool = False) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.refused = refused
+        """The endpoint refused the call outright (4xx): no tokens were used or billed."""
 
 
 @dataclass(frozen=True)
@@ -193,14 +195,24 @@ def _permanent(exc: openai.APIStatusError) -> UpstreamError:
     status = exc.status_code
     text = _message(exc)
     if status in (401, 403):
-        return UpstreamError("upstream_unauthorized", f"The model endpoint refused the key: {text}")
+        return UpstreamError(
+            "upstream_unauthorized", f"The model endpoint refused the key: {text}", refused=True
+        )
     if status == 402:
-        return UpstreamError("upstream_payment_required", f"Upstream payment required: {text}")
+        return UpstreamError(
+            "upstream_payment_required", f"Upstream payment required: {text}", refused=True
+        )
     if status == 404 or _error_code(exc) == "model_not_supported" or "not supported" in text:
-        return UpstreamError("model_not_supported", f"The model is not available: {text}")
+        return UpstreamError(
+            "model_not_supported", f"The model is not available: {text}", refused=True
+        )
     if status == 413:
-        return UpstreamError("context_length_exceeded", f"The prompt is too long: {text}")
-    return UpstreamError("upstream_bad_request", f"The model endpoint rejected the call: {text}")
+        return UpstreamError(
+            "context_length_exceeded", f"The prompt is too long: {text}", refused=True
+        )
+    return UpstreamError(
+        "upstream_bad_request", f"The model endpoint rejected the call: {text}", refused=True
+    )
 
 
 def _transient(exc: openai.APIStatusError) -> UpstreamError:

@@ -51,6 +51,10 @@ class Budget(Protocol):
         """
         ...
 
+    async def refund(self) -> None:
+        """The call just reserved was refused before any token was used: release its money."""
+        ...
+
     async def output_allowance(self, *, prompt_bound: int) -> int | None:
         """UTF-8 bytes the prompt may still grow by while a short final answer stays affordable.
 
@@ -120,15 +124,19 @@ class Agent:
         options = dict(state.spec.options)
         if not call.tools_on:
             options.pop("parallel_tool_calls", None)
-        reply = await self._llm.complete(
-            LLMRequest(
-                model=state.spec.model,
-                messages=messages,
-                tools=tools,
-                max_tokens=max_tokens,
-                options=options,
-            )
+        request = LLMRequest(
+            model=state.spec.model,
+            messages=messages,
+            tools=tools,
+            max_tokens=max_tokens,
+            options=options,
         )
+        try:
+            reply = await self._llm.complete(request)
+        except UpstreamError as exc:
+            if exc.refused:
+                await budget.refund()
+            raise
         step = LLMStep(
             content=reply.content,
             # Without tools on offer, a call the model makes anyway cannot run: drop it.

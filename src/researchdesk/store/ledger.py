@@ -16,6 +16,7 @@ from researchdesk.store.models import LedgerRow, ResponseRow
 
 RESERVED = "reserved"
 CHARGED = "charged"
+REFUNDED = "refunded"
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,20 @@ async def settle(session: AsyncSession, response_id: str, call_index: int, charg
             completion_tokens=charge.completion_tokens,
             settled_at=time.time(),
         )
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def refund(session: AsyncSession, response_id: str, call_index: int) -> None:
+    """Release a reservation whose call the endpoint refused: it cost nothing."""
+    await session.execute(
+        update(LedgerRow)
+        .where(
+            LedgerRow.response_id == response_id,
+            LedgerRow.call_index == call_index,
+            LedgerRow.state == RESERVED,
+        )
+        .values(state=REFUNDED, amount_micros=0, counted="refused", settled_at=time.time())
         .execution_options(synchronize_session=False)
     )
 

@@ -116,6 +116,15 @@ class RunBudget:
             )
         await ledger.settle(session, self._claim.response_id, index, charge)
 
+    async def refund(self) -> None:
+        """Release the open reservation of a call the endpoint refused (nothing was used)."""
+        if self._open is None:
+            return
+        index, _reserved = self._open
+        async with self._sessions() as session, session.begin():
+            await ledger.refund(session, self._claim.response_id, index)
+        self._open = None
+
     def settled(self) -> None:
         """The step's transaction committed: no reservation is open any more."""
         self._open = None
