@@ -26,14 +26,15 @@ class Notifier:
         """A run was queued (or released): idle workers should look for it."""
         self._work.set()
 
-    async def wait_for_work(self, seconds: float) -> None:
-        """Sleep until work is announced or `seconds` pass (the polling fallback)."""
+    async def wait_for_work(self, seconds: float) -> bool:
+        """Sleep until work is announced (True) or `seconds` pass (False: the polling fallback)."""
         try:
             await asyncio.wait_for(self._work.wait(), seconds)
         except TimeoutError:
-            return
+            return False
         finally:
             self._work.clear()
+        return True
 
     def on_cancel(self, listener: Callable[[str], None]) -> None:
         """Call `listener(response_id)` whenever a cancel is requested."""
