@@ -21,12 +21,16 @@ def spec_example() -> dict[str, Any]:
 
 
 def wait_for(
-    client: httpx.Client, response_id: str, statuses: set[str] = TERMINAL, tries: int = 600
+    client: httpx.Client,
+    response_id: str,
+    statuses: set[str] = TERMINAL,
+    tries: int = 600,
+    headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Poll GET until the response reaches one of `statuses` (bounded: `tries` × 50 ms)."""
     body: dict[str, Any] = {}
     for _ in range(tries):
-        body = client.get(f"/v1/responses/{response_id}").json()
+        body = client.get(f"/v1/responses/{response_id}", headers=headers).json()
         if body.get("status") in statuses:
             return body
         time.sleep(0.05)

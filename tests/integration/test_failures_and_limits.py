@@ -154,6 +154,13 @@ def test_api_keys_isolate_teams(
         ]:
             assert client.request(method, path, headers=team_b).status_code == 404
         assert client.get("/v1/responses", headers=team_b).json()["data"] == []
+        wait_for(client, created["id"], headers=team_a)
+        assert client.get("/v1/usage", headers=team_a).json()["total_usd"] > 0
+        assert client.get("/v1/usage", headers=team_b).json() == {
+            "object": "list",
+            "data": [],
+            "total_usd": 0.0,
+        }
         follow = client.post(
             "/v1/responses",
             json={"input": "q", "previous_response_id": created["id"]},

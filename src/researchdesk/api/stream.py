@@ -18,6 +18,8 @@ from researchdesk.store.steps import load_steps
 
 _TERMINAL_EVENTS = {f"response.{status.value}" for status in Status if status.terminal}
 _STATUS_EVENTS = {"response.created", "response.queued", "response.in_progress"}
+_INTERNAL_EVENTS = {"response.cancel_requested"}
+"""Logged for operators; not an OpenAI stream event, so never sent to clients."""
 
 
 def sse(event: dict[str, Any]) -> str:
@@ -39,6 +41,8 @@ async def event_stream(
             rows = await read_events(session, response_id, cursor)
             for event in rows:
                 cursor = event.sequence_number
+                if event.type in _INTERNAL_EVENTS:
+                    continue
                 yield sse(await _wire_event(session, row, event))
                 if event.type in _TERMINAL_EVENTS:
                     return

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Update, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from researchdesk.status import Status
@@ -106,15 +106,19 @@ async def reserve(
     return int(calls)
 
 
+def _open_reservation(response_id: str, call_index: int) -> Update:
+    """An UPDATE of the call's ledger row while it is still only reserved."""
+    return update(LedgerRow).where(
+        LedgerRow.response_id == response_id,
+        LedgerRow.call_index == call_index,
+        LedgerRow.state == RESERVED,
+    )
+
+
 async def settle(session: AsyncSession, response_id: str, call_index: int, charge: Charge) -> None:
     """Replace a reservation by the real charge (in the same transaction as the step)."""
     await session.execute(
-        update(LedgerRow)
-        .where(
-            LedgerRow.response_id == response_id,
-            LedgerRow.call_index == call_index,
-            LedgerRow.state == RESERVED,
-        )
+        _open_reservation(response_id, call_index)
         .values(
             state=CHARGED,
             amount_micros=charge.amount_micros,
@@ -134,12 +138,7 @@ async def settle(session: AsyncSession, response_id: str, call_index: int, charg
 async def refund(session: AsyncSession, response_id: str, call_index: int) -> None:
     """Release a reservation whose call the endpoint refused: it cost nothing."""
     await session.execute(
-        update(LedgerRow)
-        .where(
-            LedgerRow.response_id == response_id,
-            LedgerRow.call_index == call_index,
-            LedgerRow.state == RESERVED,
-        )
+        _open_reservation(response_id, call_index)
         .values(state=REFUNDED, amount_micros=0, counted="refused", settled_at=time.time())
         .execution_options(synchronize_session=False)
     )
