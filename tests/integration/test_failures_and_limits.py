@@ -199,3 +199,15 @@ def test_unknown_ids_and_bad_json(service: httpx.Client) -> None:
     assert bad.json()["error"]["code"] == "invalid_json"
     assert service.get("/healthz").json() == {"status": "ok"}
     assert service.get("/readyz").status_code == 200
+
+
+def test_background_false_returns_the_current_state_after_the_server_timeout(
+    start_service: Any, make_settings: Any, sqlite_url: str, router: FakeRouter
+) -> None:
+    gate = threading.Event()
+    router.script(reply("late answer", gate=gate))
+    with start(start_service, make_settings, sqlite_url, sync_timeout_seconds=0.5) as client:
+        body = client.post("/v1/responses", json={"input": "q", "background": False}).json()
+        assert body["status"] in ("queued", "in_progress")
+        gate.set()
+        assert wait_for(client, body["id"])["status"] == "completed"
