@@ -34,8 +34,3 @@ _ALLOWED: dict[Status, frozenset[Status]] = {
 def can_transition(current: Status, new: Status) -> bool:
     """Whether a run may move from `current` to `new` (in_progress → in_progress is a re-claim)."""
     return new in _ALLOWED.get(current, frozenset())
-
-
-def sources_for(new: Status) -> list[Status]:
-    """Every status a run may be in just before it moves to `new`, for fenced UPDATEs."""
-    return [status for status, targets in _ALLOWED.items() if new in targets]

@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from researchdesk.journal import Step, step_to_dict
-from researchdesk.status import Status
+from researchdesk.status import Status, can_transition
 from researchdesk.store.db import db_epoch
 from researchdesk.store.events import Event, append_events
 from researchdesk.store.models import EventRow, ResponseRow, StepRow
@@ -173,7 +173,8 @@ async def finish(
     incomplete_reason: str | None = None,
 ) -> None:
     """Write the terminal state; the first committed terminal state wins. Raises LeaseLost."""
-    assert status.terminal
+    if not (status.terminal and can_transition(Status.IN_PROGRESS, status)):
+        raise ValueError(f"a running response cannot become {status}")
     data: dict[str, Any] = {"status": status}
     if error is not None:
         data["error"] = error
