@@ -157,7 +157,13 @@ def output_items(steps: list[Step], *, final_status: str = "completed") -> list[
                 }
             )
         elif isinstance(step, LLMStep) and step.content and not _superseded(steps, index):
-            items.append(message_item(f"msg_{position}", step.content, papers, final_status))
+            if items and _continues(steps, index):
+                # A final answer continued after its token limit reads as one message.
+                earlier = items.pop()
+                text = earlier["content"][0]["text"] + step.content
+                items.append(message_item(earlier["id"], text, papers, final_status))
+            else:
+                items.append(message_item(f"msg_{position}", step.content, papers, final_status))
     return items
 
 
@@ -168,6 +174,19 @@ def _superseded(steps: list[Step], index: int) -> bool:
 
 
 FIX_CITATIONS = "fix_citations"
+
+
+def _continues(steps: list[Step], index: int) -> bool:
+    """Whether the step at `index` goes on with a budget-cut answer cut off by its length."""
+    before = steps[index - 1] if index > 0 else None
+    step = steps[index]
+    return (
+        isinstance(before, LLMStep)
+        and isinstance(step, LLMStep)
+        and before.stop_reason == step.stop_reason == "max_cost_usd"
+        and before.finish_reason == "length"
+        and bool(before.content)
+    )
 
 
 def message_item(

@@ -20,6 +20,7 @@ from researchdesk.journal import (
     TokenUsage,
     ToolCallRequest,
     ToolStep,
+    output_items,
 )
 from researchdesk.tools.base import PaperRef
 
@@ -110,3 +111,25 @@ def test_old_style_ids_are_cited_whole() -> None:
     assert old["url"] == "https://huggingface.co/papers/hep-th/9901001"
     assert text[old["start_index"] : old["end_index"]] == "https://arxiv.org/abs/hep-th/9901001"
     assert new["verified"] is True
+
+
+def test_a_budget_cut_answer_cut_off_by_length_continues_as_one_message() -> None:
+    first = LLMStep(
+        "Part one, ", (), TokenUsage(10, 5), finish_reason="length", stop_reason="max_cost_usd"
+    )
+    state = AgentState(spec(), [first])
+    assert state.continues_answer()
+    assert state.next_step() == CallModel(tools_on=False, stop_reason="max_cost_usd")
+    second = LLMStep(
+        "part two.", (), TokenUsage(12, 3), finish_reason="stop", stop_reason="max_cost_usd"
+    )
+    state.apply(second)
+    assert state.next_step() == Finish(Incomplete("max_cost_usd"))
+    [message] = output_items(state.steps)
+    assert message["id"] == "msg_0"
+    assert message["content"][0]["text"] == "Part one, part two."
+
+
+def test_other_forced_answers_do_not_continue() -> None:
+    cut = LLMStep("Part", (), TokenUsage(10, 5), finish_reason="length", stop_reason="max_turns")
+    assert AgentState(spec(), [cut]).next_step() == Finish(Incomplete("max_turns"))

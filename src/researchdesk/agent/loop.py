@@ -9,6 +9,7 @@ from typing import Any, Protocol, assert_never
 
 from researchdesk.agent.llm import LLMClient, LLMRequest, UpstreamError
 from researchdesk.agent.prompts import (
+    CONTINUE_NOTICE,
     FINAL_ANSWER_NOTICE,
     NO_TOOLS_NOTICE,
     fix_citations_request,
@@ -103,7 +104,11 @@ class Agent:
         self, state: AgentState, call: CallModel, journal: Journal, budget: Budget
     ) -> Outcome | None:
         """Make one model call within the budget; an outcome when the budget ends the run."""
-        desired = state.spec.max_output_tokens
+        desired = (
+            state.spec.final_answer_tokens
+            if call.stop_reason == "max_cost_usd"
+            else state.spec.max_output_tokens
+        )
         messages, tools = self._prompt(state, call)
         max_tokens = await budget.allow(
             prompt_bound=state.prompt_bound(messages, tools),
@@ -154,7 +159,9 @@ class Agent:
         self, state: AgentState, call: CallModel
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
         messages = state.messages()
-        if call.stop_reason is not None:
+        if call.stop_reason is not None and state.continues_answer():
+            messages.append({"role": "system", "content": CONTINUE_NOTICE})
+        elif call.stop_reason is not None:
             messages.append({"role": "system", "content": FINAL_ANSWER_NOTICE})
         elif not call.tools_on and self._tool_specs and state.spec.tools_enabled:
             messages.append({"role": "system", "content": NO_TOOLS_NOTICE})

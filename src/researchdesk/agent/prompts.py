@@ -23,6 +23,10 @@ The research budget for this request is used up: no more tool calls are possible
 final answer now from what you have found, citing the papers you actually read."""
 
 
+CONTINUE_NOTICE = """\
+Your answer was cut off by its length limit. Continue it exactly where it stopped, without \
+repeating anything."""
+
 NO_TOOLS_NOTICE = """\
 Tools are turned off for this request: answer from the conversation so far."""
 

@@ -141,6 +141,9 @@ class AgentState:
                 return RunTools(pending)
             if not last.tool_calls:
                 if last.stop_reason is not None:
+                    if self._may_continue(last):
+                        # The money that bounded this answer is known exactly now: go on.
+                        return CallModel(tools_on=False, stop_reason=last.stop_reason)
                     return Finish(Incomplete(last.stop_reason))
                 if last.finish_reason == "length":
                     return Finish(Incomplete("max_output_tokens"))
@@ -155,6 +158,20 @@ class AgentState:
         if not tools_left:
             return CallModel(tools_on=False, stop_reason="max_tool_calls")
         return CallModel(tools_on=True)
+
+    def _may_continue(self, answer: LLMStep) -> bool:
+        """A budget-cut final answer that ran out of tokens may go on while money is left."""
+        return (
+            answer.stop_reason == "max_cost_usd"
+            and answer.finish_reason == "length"
+            and bool(answer.content)
+            and self.llm_calls < self.spec.max_turns
+        )
+
+    def continues_answer(self) -> bool:
+        """Whether the next call continues a final answer cut off by its token limit."""
+        last = self.last_model_step()
+        return last is not None and last is self.steps[-1] and self._may_continue(last)
 
     def _unverified(self, answer: LLMStep) -> tuple[str, ...]:
         """Cited-but-never-retrieved papers, when a correction may still be asked for."""
