@@ -30,13 +30,6 @@ MESSAGES: list[Any] = [{"role": "user", "content": "What is RLHF?"}]
 
 
 @pytest.fixture
-def router() -> Iterator[FakeRouter]:
-    with FakeRouter() as fake:
-        yield fake
-        fake.release_all()
-
-
-@pytest.fixture
 def client(router: FakeRouter) -> Iterator[openai.OpenAI]:
     with openai.OpenAI(base_url=router.url, api_key="x", max_retries=0) as sdk:
         yield sdk

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from researchdesk.api.deps import AppState
 from researchdesk.api.render import render_response
+from researchdesk.journal import Step
 from researchdesk.status import Status
 from researchdesk.store import ledger
 from researchdesk.store.events import read_events
@@ -39,11 +40,12 @@ async def event_stream(
             if row is None:
                 return
             rows = await read_events(session, response_id, cursor)
+            journal: list[tuple[list[Step], int]] = []  # read at most once per batch
             for event in rows:
                 cursor = event.sequence_number
                 if event.type in _INTERNAL_EVENTS:
                     continue
-                yield sse(await _wire_event(session, row, event))
+                yield sse(await _wire_event(session, row, event, journal))
                 if event.type in _TERMINAL_EVENTS:
                     return
             if not rows and Status(row.status).terminal:
@@ -52,15 +54,24 @@ async def event_stream(
             await state.notifier.wait_changed(response_id, state.settings.poll_interval_seconds)
 
 
-async def _wire_event(session: AsyncSession, row: ResponseRow, event: EventRow) -> dict[str, Any]:
+async def _wire_event(
+    session: AsyncSession,
+    row: ResponseRow,
+    event: EventRow,
+    journal: list[tuple[list[Step], int]],
+) -> dict[str, Any]:
     body: dict[str, Any] = {"type": event.type, "sequence_number": event.sequence_number}
     if event.type in _STATUS_EVENTS or event.type in _TERMINAL_EVENTS:
         if event.type in _TERMINAL_EVENTS:
             # The row may be older than this event; the final state is committed with it.
             row = await session.get(ResponseRow, row.id, populate_existing=True) or row
+            journal.clear()
+        if not journal:
+            journal.append(
+                (await load_steps(session, row.id), await ledger.spent_micros(session, row.id))
+            )
+        steps, spent = journal[0]
         status = Status(event.data.get("status", _status_of(event.type)))
-        steps = await load_steps(session, row.id)
-        spent = await ledger.spent_micros(session, row.id)
         body["response"] = render_response(row, steps, spent, status=status)
     else:
         body.update(event.data)

@@ -57,9 +57,7 @@ class RunBudget:
         if worst is None:
             # Only reachable for runs the operator allowed unpriced: no money guard applies.
             return await self._reserve(0, desired_tokens)
-        async with self._sessions() as session:
-            row = await runs.load_run(session, self._claim.response_id)
-            remaining = row.max_cost_micros - await ledger.spent_micros(session, row.id)
+        remaining = await self._remaining()
         if research:
             plan = _research_plan(worst, remaining, prompt_bound, desired_tokens)
         else:
@@ -73,9 +71,7 @@ class RunBudget:
         worst = (await self._prices.get()).worst_case(self._model)
         if worst is None:
             return None
-        async with self._sessions() as session:
-            row = await runs.load_run(session, self._claim.response_id)
-            remaining = row.max_cost_micros - await ledger.spent_micros(session, row.id)
+        remaining = await self._remaining()
         spare = remaining - reservation_micros(worst, prompt_bound, FINAL_HEADROOM_TOKENS)
         rate = worst.prompt_rate_bound
         if spare <= 0:
@@ -84,6 +80,12 @@ class RunBudget:
             return None
         # µUSD / (µUSD per token) = tokens; each byte is at most one token.
         return int(Decimal(spare) / rate)
+
+    async def _remaining(self) -> int:
+        """Micro-USD the run may still commit: its cap less charges and open reservations."""
+        async with self._sessions() as session:
+            row = await runs.load_run(session, self._claim.response_id)
+            return row.max_cost_micros - await ledger.spent_micros(session, row.id)
 
     async def _reserve(self, amount: int, max_tokens: int) -> int | None:
         async with self._sessions() as session, session.begin():
