@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -13,12 +14,14 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from researchdesk.agent.trim import CUT_MARKER
 from researchdesk.store.db import create_engine, create_sessionmaker
 from researchdesk.store.models import LedgerRow
 from researchdesk.testing.router import DEFAULT_MODELS, FakeRouter, Usage, reply, tool_calls
 from tests.integration.helpers import wait_for
 
 SEARCH = ("hf_papers", {"operation": "search", "query": "routing"})
+READ = ("hf_papers", {"operation": "read_paper", "arxiv_id": "2501.01234"})
 KIMI = "moonshotai/Kimi-K2.6"
 
 
@@ -177,3 +180,48 @@ def test_the_budget_cuts_research_short_and_keeps_a_final_answer(
     last = router.chat_requests()[-1]
     assert "tools" not in last
     assert body["usage"]["total_usd"] == round(expected_micros(router, KIMI) / 1_000_000, 6)
+
+
+def test_a_budget_too_small_to_research_the_input_is_refused_with_its_minimum(
+    service: httpx.Client,
+) -> None:
+    request = {"model": KIMI, "input": "x" * 20_000, "background": True}
+    refused = service.post("/v1/responses", json={**request, "max_cost_usd": 0.05})
+    assert refused.status_code == 400
+    error = refused.json()["error"]
+    assert (error["code"], error["param"]) == ("max_cost_too_low", "max_cost_usd")
+    # Every call re-sends the input: (20000 + 4096) tokens × $1/M (together, the dearest live
+    # provider) is 0.024096 USD, and one re-send may take at most 15% of the budget.
+    least = re.search(r"at least ([0-9.]+) USD", error["message"])
+    assert least is not None
+    assert least.group(1) == "0.16064"
+    below = service.post("/v1/responses", json={**request, "max_cost_usd": 0.160639})
+    assert below.status_code == 400
+    accepted = service.post("/v1/responses", json={**request, "max_cost_usd": 0.16064})
+    assert accepted.status_code == 200
+
+
+def test_tool_output_is_cut_to_keep_the_conversation_within_its_share(
+    service: httpx.Client, router: FakeRouter
+) -> None:
+    def never_stops(request: dict[str, Any]) -> Any:
+        if request.get("tools"):
+            return tool_calls(READ, usage=Usage(5_000, 20))
+        return reply("Final answer.", usage=Usage(5_500, 400))
+
+    router.set_handler(never_stops)
+    created = service.post(
+        "/v1/responses",
+        json={"model": KIMI, "input": "q", "background": True, "max_cost_usd": 0.05},
+    ).json()
+    body = wait_for(service, created["id"])
+    assert body["status"] == "incomplete"
+    assert body["usage"]["total_usd"] <= 0.05
+    # A re-send may cost 15% of 0.05 USD at $1/M: 7500 tokens. The model's 5000 leave the
+    # paper's text ~1900 bytes, so it is cut, and the model saw what the response shows.
+    outputs = [item["output"] for item in body["output"] if item["type"] == "custom_tool_call"]
+    assert outputs
+    assert outputs[0].endswith(CUT_MARKER)
+    assert 200 < len(outputs[0].encode()) < 2_500
+    seen = [m["content"] for m in router.chat_requests()[1]["messages"] if m["role"] == "tool"]
+    assert seen == [outputs[0]]

@@ -9,9 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from researchdesk.pricing import (
+    CONVERSATION_SHARE,
     CallPlan,
     Price,
     call_cost_micros,
+    least_budget_micros,
     plan_call,
     prompt_upper_bound,
     reservation_micros,
@@ -87,6 +89,17 @@ def test_plan_with_free_output_keeps_desired() -> None:
 
 def test_min_useful_above_desired_reads_as_desired() -> None:
     assert plan_call(KIMI, 1_000_000, 0, 50, 500) == CallPlan(50, 125, 0)
+
+
+def test_least_budget_lets_one_resend_cost_at_most_its_share() -> None:
+    # 3000 × 0.6 = 1800 µ$ a re-send; 1800 / 0.15 = 12000 µ$.
+    assert least_budget_micros(KIMI, 3000) == 12_000
+    assert reservation_micros(KIMI, 3000, 0) <= least_budget_micros(KIMI, 3000) * CONVERSATION_SHARE
+    # Rounded up: 7001 × 0.6 = 4200.6 µ$; 4200.6 / 0.15 = 28004.
+    assert least_budget_micros(KIMI, 7001) == 28_004
+    # When output is dear, one short answer is the larger need: 64 × 100 = 6400 µ$.
+    dear_output = Price(Decimal("0.001"), Decimal("100"))
+    assert least_budget_micros(dear_output, 10) == reservation_micros(dear_output, 10, 64)
 
 
 def test_plan_rejects_nonsense_arguments() -> None:

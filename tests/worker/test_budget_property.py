@@ -24,7 +24,7 @@ from researchdesk.agent.llm import LLMClient, RetryPolicy
 from researchdesk.agent.loop import Agent
 from researchdesk.config import Settings
 from researchdesk.pricing.cost import usd_to_micros
-from researchdesk.pricing.guard import FINAL_MIN_TOKENS, first_prompt_bound, plan_call
+from researchdesk.pricing.guard import first_prompt_bound, least_budget_micros
 from researchdesk.pricing.models import Price
 from researchdesk.pricing.source import CatalogSource
 from researchdesk.status import Status
@@ -81,12 +81,13 @@ def model_that_never_stops(rng: random.Random) -> Any:
 
 
 def new_run(rng: random.Random, model: str, price: Price) -> ResponseRow:
-    text = "q" * rng.randint(10, 20_000)
     while True:
-        # Budgets from tiny to ample, as the API's door would accept them.
+        # Inputs of 1 to 3 UTF-8 bytes a character (the router counts 1/4 to 3/2 tokens for
+        # each), and budgets from tiny to ample, as the API's door would accept them.
+        text = rng.choice("qé漢") * rng.randint(10, 20_000)
         budget = Decimal(str(round(10 ** rng.uniform(-3, 0), 6)))
-        bound = first_prompt_bound(len(text) * 4)
-        if plan_call(price, usd_to_micros(budget), bound, FINAL_MIN_TOKENS, FINAL_MIN_TOKENS):
+        bound = first_prompt_bound(len(text.encode()))
+        if usd_to_micros(budget) >= least_budget_micros(price, bound):
             break
     return new_response(
         model=model,
@@ -136,8 +137,9 @@ async def test_budget_is_never_exceeded_and_is_used(tmp_path: Path) -> None:
     print_distribution(fractions, cut)
     assert over == []
     assert cut, "some runs must be stopped by the budget"
-    # The design target is every budget-cut run at >= 80%; measured, most are (see the printout).
-    assert statistics.median(fractions) >= 0.8
+    # What a budget-cut run leaves is about one re-send of its conversation, which the door and
+    # the tool-output cut keep within 15% of the budget (`CONVERSATION_SHARE`).
+    assert min(fractions) >= 0.8, sorted(fractions)[:10]
 
 
 async def run_all(

@@ -57,9 +57,10 @@ class Budget(Protocol):
         ...
 
     async def output_allowance(self, *, prompt_bound: int) -> int | None:
-        """UTF-8 bytes the prompt may still grow by while a short final answer stays affordable.
+        """UTF-8 bytes the prompt may still grow by.
 
-        None when no money guard applies.
+        As much as keeps a short final answer affordable and one re-send of the conversation
+        within its share of the budget; None when no money guard applies.
         """
         ...
 

@@ -1,4 +1,4 @@
-"""Cut tool output to the bytes the budget leaves, so a final answer stays affordable."""
+"""Cut tool output to the bytes the budget leaves room for in the conversation."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from dataclasses import replace
 from researchdesk.journal import ToolStep
 
 CUT_MARKER = "\n\n[Output cut to fit this response's remaining budget.]"
-NO_ROOM = "Not shown: this response's budget has no room for more tool output."
+NO_ROOM = (
+    "Not shown: this response's budget has no room for more tool output. "
+    "Answer from what you have found so far."
+)
 
 
 def message_bytes(step: ToolStep) -> int:

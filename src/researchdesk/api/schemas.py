@@ -308,11 +308,16 @@ class CreateResponseRequest(BaseModel):
 
     def input_chars(self) -> int:
         """Characters of input text plus instructions: the measure the size limit applies to."""
+        return sum(map(len, self._texts()))
+
+    def input_utf8_bytes(self) -> int:
+        """UTF-8 bytes of input text plus instructions: a bound on their tokens."""
+        return sum(len(text.encode()) for text in self._texts())
+
+    def _texts(self) -> list[str]:
         if isinstance(self.input, str):
-            texts = [self.input]
-        else:
-            texts = [text for item in self.input for text in item.texts()]
-        return sum(map(len, texts)) + len(self.instructions or "")
+            return [self.input, self.instructions or ""]
+        return [*(text for item in self.input for text in item.texts()), self.instructions or ""]
 
 
 def parse_json_body(raw: bytes) -> object:

@@ -14,12 +14,7 @@ from researchdesk.api.render import render_response
 from researchdesk.api.schemas import CreateResponseRequest, normalize_input
 from researchdesk.errors import Conflict, InvalidRequest
 from researchdesk.pricing.cost import format_usd, usd_to_micros
-from researchdesk.pricing.guard import (
-    FINAL_MIN_TOKENS,
-    first_prompt_bound,
-    plan_call,
-    reservation_micros,
-)
+from researchdesk.pricing.guard import first_prompt_bound, least_budget_micros, reservation_micros
 from researchdesk.pricing.models import Price
 from researchdesk.status import Status
 from researchdesk.store import idempotency as idempotency_keys
@@ -146,13 +141,15 @@ async def _worst_price(state: AppState, model: str) -> Price | None:
 
 
 def _check_affordable(worst: Price, budget_micros: int, request: CreateResponseRequest) -> None:
-    """Refuse a budget that could not pay for even one short answer to this input."""
-    prompt = first_prompt_bound(request.input_chars() * 4)
-    if plan_call(worst, budget_micros, prompt, FINAL_MIN_TOKENS, FINAL_MIN_TOKENS) is None:
-        needed = reservation_micros(worst, prompt, FINAL_MIN_TOKENS)
+    """Refuse a budget too small to research this input (see `least_budget_micros`)."""
+    prompt = first_prompt_bound(request.input_utf8_bytes())
+    least = least_budget_micros(worst, prompt)
+    if budget_micros < least:
         raise InvalidRequest(
-            f"max_cost_usd is too small for this model and input: one call may cost up to "
-            f"{format_usd(needed)} USD.",
+            f"max_cost_usd is too small for this model and input: every call re-sends the "
+            f"input, which may cost up to {format_usd(reservation_micros(worst, prompt, 0))} "
+            f"USD, and a run needs room for several calls. This request needs at least "
+            f"{format_usd(least)} USD.",
             param="max_cost_usd",
             code="max_cost_too_low",
         )

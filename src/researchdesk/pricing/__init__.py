@@ -18,7 +18,9 @@ from researchdesk.pricing.cost import (
     usd_to_micros,
 )
 from researchdesk.pricing.guard import (
+    CONVERSATION_SHARE,
     CallPlan,
+    least_budget_micros,
     plan_call,
     prompt_upper_bound,
     reservation_micros,
@@ -39,6 +41,7 @@ from researchdesk.pricing.source import (
 )
 
 __all__ = [
+    "CONVERSATION_SHARE",
     "MICROS_PER_USD",
     "CallPlan",
     "CatalogFetchError",
@@ -54,6 +57,7 @@ __all__ = [
     "RoutingPolicy",
     "call_cost_micros",
     "format_usd",
+    "least_budget_micros",
     "load_overrides",
     "load_snapshot",
     "micros_to_usd",

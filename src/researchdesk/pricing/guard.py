@@ -23,13 +23,23 @@ up is monotonic, so `real cost ≤ reservation ≤ remaining budget`.
 from __future__ import annotations
 
 import decimal
+import math
 from dataclasses import dataclass
 from decimal import Decimal
+from fractions import Fraction
 
 from researchdesk.pricing.cost import ceil_micros, exact_decimal
 from researchdesk.pricing.models import Price
 
-__all__ = ["CallPlan", "plan_call", "prompt_upper_bound", "reservation_micros", "utf8_size"]
+__all__ = [
+    "CONVERSATION_SHARE",
+    "CallPlan",
+    "least_budget_micros",
+    "plan_call",
+    "prompt_upper_bound",
+    "reservation_micros",
+    "utf8_size",
+]
 
 
 @dataclass(frozen=True)
@@ -128,10 +138,31 @@ def plan_call(
 FINAL_MIN_TOKENS = 64
 """The shortest final answer worth asking for."""
 
-FIXED_PROMPT_BYTES = 8_192
-"""Room for the system prompt and the tool schemas in a first call, ahead of the user's input."""
+FIXED_PROMPT_BYTES = 4_096
+"""Room for the system prompt, the tool schemas and the chat template in a first call."""
+
+CONVERSATION_SHARE = Decimal("0.15")
+"""The most of a run's budget that one re-send of its conversation may cost at worst.
+
+Every call re-sends the whole conversation, and a budget-cut run stops when the next call no
+longer fits, so what it leaves unspent is about one re-send. Keeping a re-send within this
+share (the door refuses inputs that already exceed it; the worker cuts tool output that would
+grow past it) keeps such a run spending at least 80% of its budget, and leaves it room for
+several turns of research.
+"""
 
 
 def first_prompt_bound(input_utf8_bytes: int) -> int:
     """A bound on a first call's prompt tokens, from the UTF-8 size of the request's own text."""
     return input_utf8_bytes + FIXED_PROMPT_BYTES
+
+
+def least_budget_micros(price_worst: Price, prompt_bound: int) -> int:
+    """The smallest budget a run whose first prompt is bounded by `prompt_bound` may have.
+
+    It must pay for a short answer, and re-sending the prompt may cost at most
+    `CONVERSATION_SHARE` of it.
+    """
+    one_answer = reservation_micros(price_worst, prompt_bound, FINAL_MIN_TOKENS)
+    resend = Fraction(_prompt_cost(price_worst, prompt_bound)) / Fraction(CONVERSATION_SHARE)
+    return max(one_answer, math.ceil(resend))

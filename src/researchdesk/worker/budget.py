@@ -12,6 +12,7 @@ from researchdesk.journal import LLMStep
 from researchdesk.pricing.catalog import PriceCatalog
 from researchdesk.pricing.cost import call_cost_micros
 from researchdesk.pricing.guard import (
+    CONVERSATION_SHARE,
     FINAL_MIN_TOKENS,
     CallPlan,
     plan_call,
@@ -67,11 +68,11 @@ class RunBudget:
         return await self._reserve(plan.reservation_micros, plan.max_tokens)
 
     async def output_allowance(self, *, prompt_bound: int) -> int | None:
-        """Bytes of tool output the next prompt may take and still pay for a short answer."""
+        """Bytes of tool output the next prompt may take (see `Budget.output_allowance`)."""
         worst = (await self._prices.get()).worst_case(self._model)
         if worst is None:
             return None
-        remaining = await self._remaining()
+        max_cost, remaining = await self._money()
         spare = remaining - reservation_micros(worst, prompt_bound, FINAL_HEADROOM_TOKENS)
         rate = worst.prompt_rate_bound
         if spare <= 0:
@@ -79,13 +80,20 @@ class RunBudget:
         if rate == 0:
             return None
         # µUSD / (µUSD per token) = tokens; each byte is at most one token.
-        return int(Decimal(spare) / rate)
+        affordable = Decimal(spare) / rate
+        share = max_cost * CONVERSATION_SHARE / rate - prompt_bound
+        return max(0, int(min(affordable, share)))
 
     async def _remaining(self) -> int:
         """Micro-USD the run may still commit: its cap less charges and open reservations."""
+        return (await self._money())[1]
+
+    async def _money(self) -> tuple[int, int]:
+        """The run's cap and what it may still commit, in micro-USD."""
         async with self._sessions() as session:
             row = await runs.load_run(session, self._claim.response_id)
-            return row.max_cost_micros - await ledger.spent_micros(session, row.id)
+            spent = await ledger.spent_micros(session, row.id)
+            return row.max_cost_micros, row.max_cost_micros - spent
 
     async def _reserve(self, amount: int, max_tokens: int) -> int | None:
         async with self._sessions() as session, session.begin():
