@@ -190,14 +190,14 @@ def test_a_budget_too_small_to_research_the_input_is_refused_with_its_minimum(
     assert refused.status_code == 400
     error = refused.json()["error"]
     assert (error["code"], error["param"]) == ("max_cost_too_low", "max_cost_usd")
-    # Every call re-sends the input: (20000 + 4096) tokens × $1/M (together, the dearest live
-    # provider) is 0.024096 USD, and one re-send may take at most 15% of the budget.
+    # Every call re-sends the input: at together, the dearest live provider, a short call costs
+    # (20000 + 4096) × $1/M + 64 × $3/M = 0.024288 USD, at most 15% of the budget.
     least = re.search(r"at least ([0-9.]+) USD", error["message"])
     assert least is not None
-    assert least.group(1) == "0.16064"
-    below = service.post("/v1/responses", json={**request, "max_cost_usd": 0.160639})
+    assert least.group(1) == "0.16192"
+    below = service.post("/v1/responses", json={**request, "max_cost_usd": 0.161919})
     assert below.status_code == 400
-    accepted = service.post("/v1/responses", json={**request, "max_cost_usd": 0.16064})
+    accepted = service.post("/v1/responses", json={**request, "max_cost_usd": 0.16192})
     assert accepted.status_code == 200
 
 
@@ -217,8 +217,9 @@ def test_tool_output_is_cut_to_keep_the_conversation_within_its_share(
     body = wait_for(service, created["id"])
     assert body["status"] == "incomplete"
     assert body["usage"]["total_usd"] <= 0.05
-    # A re-send may cost 15% of 0.05 USD at $1/M: 7500 tokens. The model's 5000 leave the
-    # paper's text ~1900 bytes, so it is cut, and the model saw what the response shows.
+    # A short call may cost 15% of 0.05 USD: 7308 prompt tokens at $1/M (and 64 at $3/M). The
+    # model's 5000 leave the paper's text ~1700 bytes, so it is cut; the model saw what the
+    # response shows.
     outputs = [item["output"] for item in body["output"] if item["type"] == "custom_tool_call"]
     assert outputs
     assert outputs[0].endswith(CUT_MARKER)

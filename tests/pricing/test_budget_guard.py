@@ -13,6 +13,7 @@ from researchdesk.pricing import (
     CallPlan,
     Price,
     call_cost_micros,
+    conversation_limit,
     least_budget_micros,
     plan_call,
     prompt_upper_bound,
@@ -91,15 +92,15 @@ def test_min_useful_above_desired_reads_as_desired() -> None:
     assert plan_call(KIMI, 1_000_000, 0, 50, 500) == CallPlan(50, 125, 0)
 
 
-def test_least_budget_lets_one_resend_cost_at_most_its_share() -> None:
-    # 3000 × 0.6 = 1800 µ$ a re-send; 1800 / 0.15 = 12000 µ$.
-    assert least_budget_micros(KIMI, 3000) == 12_000
-    assert reservation_micros(KIMI, 3000, 0) <= least_budget_micros(KIMI, 3000) * CONVERSATION_SHARE
-    # Rounded up: 7001 × 0.6 = 4200.6 µ$; 4200.6 / 0.15 = 28004.
-    assert least_budget_micros(KIMI, 7001) == 28_004
-    # When output is dear, one short answer is the larger need: 64 × 100 = 6400 µ$.
-    dear_output = Price(Decimal("0.001"), Decimal("100"))
-    assert least_budget_micros(dear_output, 10) == reservation_micros(dear_output, 10, 64)
+def test_least_budget_lets_one_short_call_cost_at_most_its_share() -> None:
+    # 3000 × 0.6 + 64 × 2.5 = 1960 µ$ for a short call; 1960 / 0.15 = 13066.7, rounded up.
+    assert least_budget_micros(KIMI, 3000) == 13_067
+    assert reservation_micros(KIMI, 3000, 64) <= 13_067 * CONVERSATION_SHARE
+    assert reservation_micros(KIMI, 3000, 64) > 13_066 * CONVERSATION_SHARE
+    # The conversation a budget allows is the prompt of such a call.
+    assert conversation_limit(KIMI, 13_067) >= 3000
+    assert conversation_limit(KIMI, 13_066) < 3000
+    assert conversation_limit(Price(Decimal(0), Decimal(1)), 10) == Decimal("Infinity")
 
 
 def test_plan_rejects_nonsense_arguments() -> None:

@@ -14,7 +14,12 @@ from researchdesk.api.render import render_response
 from researchdesk.api.schemas import CreateResponseRequest, normalize_input
 from researchdesk.errors import Conflict, InvalidRequest
 from researchdesk.pricing.cost import format_usd, usd_to_micros
-from researchdesk.pricing.guard import first_prompt_bound, least_budget_micros, reservation_micros
+from researchdesk.pricing.guard import (
+    FINAL_MIN_TOKENS,
+    first_prompt_bound,
+    least_budget_micros,
+    reservation_micros,
+)
 from researchdesk.pricing.models import Price
 from researchdesk.status import Status
 from researchdesk.store import idempotency as idempotency_keys
@@ -147,9 +152,9 @@ def _check_affordable(worst: Price, budget_micros: int, request: CreateResponseR
     if budget_micros < least:
         raise InvalidRequest(
             f"max_cost_usd is too small for this model and input: every call re-sends the "
-            f"input, which may cost up to {format_usd(reservation_micros(worst, prompt, 0))} "
-            f"USD, and a run needs room for several calls. This request needs at least "
-            f"{format_usd(least)} USD.",
+            f"input, so one short call may cost up to "
+            f"{format_usd(reservation_micros(worst, prompt, FINAL_MIN_TOKENS))} USD, and a run "
+            f"needs room for several. This request needs at least {format_usd(least)} USD.",
             param="max_cost_usd",
             code="max_cost_too_low",
         )

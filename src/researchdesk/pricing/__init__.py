@@ -20,6 +20,7 @@ from researchdesk.pricing.cost import (
 from researchdesk.pricing.guard import (
     CONVERSATION_SHARE,
     CallPlan,
+    conversation_limit,
     least_budget_micros,
     plan_call,
     prompt_upper_bound,
@@ -56,6 +57,7 @@ __all__ = [
     "ProviderOffer",
     "RoutingPolicy",
     "call_cost_micros",
+    "conversation_limit",
     "format_usd",
     "least_budget_micros",
     "load_overrides",

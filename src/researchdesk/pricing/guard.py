@@ -34,6 +34,7 @@ from researchdesk.pricing.models import Price
 __all__ = [
     "CONVERSATION_SHARE",
     "CallPlan",
+    "conversation_limit",
     "least_budget_micros",
     "plan_call",
     "prompt_upper_bound",
@@ -142,13 +143,13 @@ FIXED_PROMPT_BYTES = 4_096
 """Room for the system prompt, the tool schemas and the chat template in a first call."""
 
 CONVERSATION_SHARE = Decimal("0.15")
-"""The most of a run's budget that one re-send of its conversation may cost at worst.
+"""The most of a run's budget that one short call may cost at worst.
 
 Every call re-sends the whole conversation, and a budget-cut run stops when the next call no
-longer fits, so what it leaves unspent is about one re-send. Keeping a re-send within this
-share (the door refuses inputs that already exceed it; the worker cuts tool output that would
-grow past it) keeps such a run spending at least 80% of its budget, and leaves it room for
-several turns of research.
+longer fits, so what it leaves unspent is less than one short call: the conversation re-sent
+with a `FINAL_MIN_TOKENS` answer. Keeping that call within this share (the door refuses inputs
+that already exceed it; the worker cuts tool output that would grow past it) keeps such a run
+spending at least 80% of its budget, and leaves it room for several turns of research.
 """
 
 
@@ -160,9 +161,17 @@ def first_prompt_bound(input_utf8_bytes: int) -> int:
 def least_budget_micros(price_worst: Price, prompt_bound: int) -> int:
     """The smallest budget a run whose first prompt is bounded by `prompt_bound` may have.
 
-    It must pay for a short answer, and re-sending the prompt may cost at most
-    `CONVERSATION_SHARE` of it.
+    One short call with that prompt may cost at most `CONVERSATION_SHARE` of it.
     """
-    one_answer = reservation_micros(price_worst, prompt_bound, FINAL_MIN_TOKENS)
-    resend = Fraction(_prompt_cost(price_worst, prompt_bound)) / Fraction(CONVERSATION_SHARE)
-    return max(one_answer, math.ceil(resend))
+    short_call = reservation_micros(price_worst, prompt_bound, FINAL_MIN_TOKENS)
+    return math.ceil(Fraction(short_call) / Fraction(CONVERSATION_SHARE))
+
+
+def conversation_limit(price_worst: Price, budget_micros: int) -> Decimal:
+    """The largest prompt bound, in tokens, whose short call fits `CONVERSATION_SHARE`."""
+    if price_worst.prompt_rate_bound == 0:
+        return Decimal("Infinity")
+    with decimal.localcontext() as context:
+        context.prec = 40
+        room = budget_micros * CONVERSATION_SHARE - FINAL_MIN_TOKENS * price_worst.output_per_m
+        return room / price_worst.prompt_rate_bound

@@ -12,9 +12,9 @@ from researchdesk.journal import LLMStep
 from researchdesk.pricing.catalog import PriceCatalog
 from researchdesk.pricing.cost import call_cost_micros
 from researchdesk.pricing.guard import (
-    CONVERSATION_SHARE,
     FINAL_MIN_TOKENS,
     CallPlan,
+    conversation_limit,
     plan_call,
     reservation_micros,
 )
@@ -81,7 +81,7 @@ class RunBudget:
             return None
         # µUSD / (µUSD per token) = tokens; each byte is at most one token.
         affordable = Decimal(spare) / rate
-        share = max_cost * CONVERSATION_SHARE / rate - prompt_bound
+        share = conversation_limit(worst, max_cost) - prompt_bound
         return max(0, int(min(affordable, share)))
 
     async def _remaining(self) -> int:
