@@ -17,7 +17,14 @@ from sqlalchemy import select
 from researchdesk.agent.trim import CUT_MARKER
 from researchdesk.store.db import create_engine, create_sessionmaker
 from researchdesk.store.models import LedgerRow
-from researchdesk.testing.router import DEFAULT_MODELS, FakeRouter, Usage, reply, tool_calls
+from researchdesk.testing.router import (
+    DEFAULT_MODELS,
+    FakeRouter,
+    Step,
+    Usage,
+    reply,
+    tool_calls,
+)
 from tests.integration.helpers import wait_for
 
 SEARCH = ("hf_papers", {"operation": "search", "query": "routing"})
@@ -158,20 +165,24 @@ def test_a_local_model_priced_by_the_operator_file(
     assert body["usage"]["total_usd"] == 0.0
 
 
-def test_the_budget_cuts_research_short_and_keeps_a_final_answer(
-    service: httpx.Client, router: FakeRouter
-) -> None:
-    def never_stops(request: dict[str, Any]) -> Any:
-        if request.get("tools"):
-            return tool_calls(SEARCH, usage=Usage(4_000, 200))
-        return reply("Final answer from what was found.", usage=Usage(5_000, 400))
-
-    router.set_handler(never_stops)
+def run_never_stopping(
+    service: httpx.Client, router: FakeRouter, research: Step, final: Step
+) -> dict[str, Any]:
+    """A $0.05 run of a model that researches whenever it may: the finished response."""
+    router.set_handler(lambda request: research if request.get("tools") else final)
     created = service.post(
         "/v1/responses",
         json={"model": KIMI, "input": "q", "background": True, "max_cost_usd": 0.05},
     ).json()
-    body = wait_for(service, created["id"])
+    return wait_for(service, created["id"])
+
+
+def test_the_budget_cuts_research_short_and_keeps_a_final_answer(
+    service: httpx.Client, router: FakeRouter
+) -> None:
+    research = tool_calls(SEARCH, usage=Usage(4_000, 200))
+    final = reply("Final answer from what was found.", usage=Usage(5_000, 400))
+    body = run_never_stopping(service, router, research, final)
     assert body["status"] == "incomplete"
     assert body["incomplete_details"] == {"reason": "max_cost_usd"}
     assert body["usage"]["total_usd"] <= 0.05
@@ -204,17 +215,8 @@ def test_a_budget_too_small_to_research_the_input_is_refused_with_its_minimum(
 def test_tool_output_is_cut_to_keep_the_conversation_within_its_share(
     service: httpx.Client, router: FakeRouter
 ) -> None:
-    def never_stops(request: dict[str, Any]) -> Any:
-        if request.get("tools"):
-            return tool_calls(READ, usage=Usage(5_000, 20))
-        return reply("Final answer.", usage=Usage(5_500, 400))
-
-    router.set_handler(never_stops)
-    created = service.post(
-        "/v1/responses",
-        json={"model": KIMI, "input": "q", "background": True, "max_cost_usd": 0.05},
-    ).json()
-    body = wait_for(service, created["id"])
+    research = tool_calls(READ, usage=Usage(5_000, 20))
+    body = run_never_stopping(service, router, research, reply("Final.", usage=Usage(5_500, 400)))
     assert body["status"] == "incomplete"
     assert body["usage"]["total_usd"] <= 0.05
     # A short call may cost 15% of 0.05 USD: 7308 prompt tokens at $1/M (and 64 at $3/M). The

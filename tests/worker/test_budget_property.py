@@ -133,8 +133,8 @@ async def test_budget_is_never_exceeded_and_is_used(tmp_path: Path) -> None:
         worst = {model: catalog.worst_case(model) for model in models}
         outcome = await run_all(settings, rng, {m: p for m, p in worst.items() if p is not None})
         router.release_all()
-    fractions, over, cut = outcome
-    print_distribution(fractions, cut)
+    fractions, over, cut, budgets = outcome
+    print_distribution(fractions, cut, budgets)
     assert over == []
     assert cut, "some runs must be stopped by the budget"
     # What a budget-cut run leaves is about one re-send of its conversation, which the door and
@@ -144,7 +144,7 @@ async def test_budget_is_never_exceeded_and_is_used(tmp_path: Path) -> None:
 
 async def run_all(
     settings: Settings, rng: random.Random, prices: dict[str, Price]
-) -> tuple[list[float], list[str], int]:
+) -> tuple[list[float], list[str], int, list[int]]:
     engine = create_engine(settings.database_url)
     await upgrade_to_head(engine)
     sessions = create_sessionmaker(engine)
@@ -187,13 +187,15 @@ async def run_all(
     over = [row.id for row in rows if spent.get(row.id, 0) > row.max_cost_micros]
     budget_cut = [row for row in rows if row.incomplete_reason == "max_cost_usd"]
     fractions = [spent.get(row.id, 0) / row.max_cost_micros for row in budget_cut]
-    return fractions, over, len(budget_cut)
+    return fractions, over, len(budget_cut), [row.max_cost_micros for row in rows]
 
 
-def print_distribution(fractions: list[float], cut: int) -> None:
+def print_distribution(fractions: list[float], cut: int, budgets: list[int]) -> None:
     deciles = statistics.quantiles(fractions, n=10) if len(fractions) > 1 else fractions
     print(
-        f"\nbudget property: {RUNS} runs, {cut} stopped by the budget; used fraction "
+        f"\nbudget property: {RUNS} runs (budgets ${min(budgets) / 1e6:.6f} to "
+        f"${max(budgets) / 1e6:.6f}, median ${statistics.median(budgets) / 1e6:.6f}), "
+        f"{cut} stopped by the budget; used fraction "
         f"min={min(fractions):.3f} median={statistics.median(fractions):.3f} "
         f"max={max(fractions):.3f}; deciles={[round(d, 3) for d in deciles]}"
     )
