@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from researchdesk.agent.prompts import system_message
 from researchdesk.agent.state import (
     AgentState,
     CallModel,
@@ -13,6 +14,7 @@ from researchdesk.agent.state import (
     RunTools,
 )
 from researchdesk.citations import annotate, unverified_ids
+from researchdesk.config import Settings
 from researchdesk.journal import (
     FIX_CITATIONS,
     LLMStep,
@@ -22,7 +24,10 @@ from researchdesk.journal import (
     ToolStep,
     output_items,
 )
-from researchdesk.tools.base import PaperRef
+from researchdesk.pricing.guard import first_prompt_bound
+from researchdesk.tools.base import PaperRef, openai_tool_spec
+from researchdesk.tools.cache import MemoryCache
+from researchdesk.tools.hf_papers.tool import HfPapersTool
 
 
 def spec(**overrides: object) -> RunSpec:
@@ -133,3 +138,22 @@ def test_a_budget_cut_answer_cut_off_by_length_continues_as_one_message() -> Non
 def test_other_forced_answers_do_not_continue() -> None:
     cut = LLMStep("Part", (), TokenUsage(10, 5), finish_reason="length", stop_reason="max_turns")
     assert AgentState(spec(), [cut]).next_step() == Finish(Incomplete("max_turns"))
+
+
+async def test_the_door_estimate_covers_the_first_prompt_with_the_real_prompt_and_tool() -> None:
+    # The door bounds a first call by the input's UTF-8 bytes plus FIXED_PROMPT_BYTES; the
+    # worker's own bound (system prompt, hf_papers schema, template overhead) must not exceed it.
+    question = "Which papers compare capacity factors in sparse MoE routing? Ünïcode too: 漢字"
+    instructions = "Answer in French."
+    state = AgentState(
+        spec(
+            system=system_message(instructions),
+            input=[{"role": "user", "content": question}],
+        )
+    )
+    hf_papers = HfPapersTool(Settings(), MemoryCache())
+    tools = [openai_tool_spec(hf_papers)]
+    await hf_papers.aclose()
+    messages = state.messages()
+    door = first_prompt_bound(len(question.encode()) + len(instructions.encode()))
+    assert state.prompt_bound(messages, tools) <= door
