@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from researchdesk.agent.prompts import system_message
 from researchdesk.agent.state import (
+    MAX_ANSWER_CONTINUATIONS,
     AgentState,
     CallModel,
     Completed,
@@ -19,6 +20,7 @@ from researchdesk.journal import (
     FIX_CITATIONS,
     LLMStep,
     NoteStep,
+    Step,
     TokenUsage,
     ToolCallRequest,
     ToolStep,
@@ -133,6 +135,24 @@ def test_a_budget_cut_answer_cut_off_by_length_continues_as_one_message() -> Non
     [message] = output_items(state.steps)
     assert message["id"] == "msg_0"
     assert message["content"][0]["text"] == "Part one, part two."
+
+
+def test_answer_continuations_are_not_research_turns_but_are_bounded() -> None:
+    # The budget cut research at the last turn; the answer may still be continued.
+    research = [model(None, f"c{i}") for i in range(4)]
+    done = [tool(f"c{i}") for i in range(4)]
+    steps: list[Step] = [s for pair in zip(research, done, strict=True) for s in pair]
+    part = LLMStep(
+        "Part ", (), TokenUsage(9, 5), finish_reason="length", stop_reason="max_cost_usd"
+    )
+    state = AgentState(spec(max_turns=5), [*steps, part])
+    assert state.llm_calls == 5
+    assert state.next_step() == CallModel(tools_on=False, stop_reason="max_cost_usd")
+    for _ in range(MAX_ANSWER_CONTINUATIONS - 1):
+        state.apply(part)
+        assert state.next_step() == CallModel(tools_on=False, stop_reason="max_cost_usd")
+    state.apply(part)
+    assert state.next_step() == Finish(Incomplete("max_cost_usd"))
 
 
 def test_other_forced_answers_do_not_continue() -> None:

@@ -82,9 +82,9 @@ def model_that_never_stops(rng: random.Random) -> Any:
 
 def new_run(rng: random.Random, model: str, price: Price) -> ResponseRow:
     while True:
-        # Inputs of 1 to 3 UTF-8 bytes a character (the router counts 1/4 to 3/2 tokens for
-        # each), and budgets from tiny to ample, as the API's door would accept them.
-        text = rng.choice("qé漢") * rng.randint(10, 20_000)
+        # Inputs of 10 to 20,000 characters of 1 to 3 UTF-8 bytes each (the router counts 1/4
+        # to 3/2 tokens for each), and budgets from tiny to ample, as the API's door accepts them.
+        text = rng.choice("qé漢") * int(10 ** rng.uniform(1, 4.3))
         budget = Decimal(str(round(10 ** rng.uniform(-3, 0), 6)))
         bound = first_prompt_bound(len(text.encode()))
         if usd_to_micros(budget) >= least_budget_micros(price, bound):

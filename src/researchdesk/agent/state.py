@@ -17,6 +17,9 @@ from researchdesk.journal import (
     retrieved_papers,
 )
 
+MAX_ANSWER_CONTINUATIONS = 8
+"""How many times a budget-cut final answer cut off by its token limit may be continued."""
+
 
 @dataclass(frozen=True)
 class RunSpec:
@@ -160,12 +163,19 @@ class AgentState:
         return CallModel(tools_on=True)
 
     def _may_continue(self, answer: LLMStep) -> bool:
-        """A budget-cut final answer that ran out of tokens may go on while money is left."""
+        """A budget-cut final answer that ran out of tokens may go on while money is left.
+
+        Its parts are one answer, not research turns: they do not count against `max_turns`
+        (money bounds them, and so does `MAX_ANSWER_CONTINUATIONS`).
+        """
+        parts = sum(
+            1 for s in self.steps if isinstance(s, LLMStep) and s.stop_reason == "max_cost_usd"
+        )
         return (
             answer.stop_reason == "max_cost_usd"
             and answer.finish_reason == "length"
             and bool(answer.content)
-            and self.llm_calls < self.spec.max_turns
+            and parts <= MAX_ANSWER_CONTINUATIONS
         )
 
     def continues_answer(self) -> bool:
