@@ -22,6 +22,8 @@ class TokenUsage:
     completion_tokens: int = 0
     cached_tokens: int = 0
     total_tokens: int = 0
+    reasoning_tokens: int = 0
+    """Of the completion tokens, those the model spent reasoning (when the upstream says)."""
     estimated_cost_micros: int | None = None
     """The router's own cost estimate (`usage.estimated_cost`), when it sent one."""
 
@@ -88,6 +90,7 @@ def step_to_dict(step: Step) -> dict[str, Any]:
                 "completion_tokens": step.usage.completion_tokens,
                 "cached_tokens": step.usage.cached_tokens,
                 "total_tokens": step.usage.total_tokens,
+                "reasoning_tokens": step.usage.reasoning_tokens,
                 "estimated_cost_micros": step.usage.estimated_cost_micros,
             },
             "provider": step.provider,
@@ -143,13 +146,16 @@ def output_items(steps: list[Step], *, final_status: str = "completed") -> list[
     """The response's `output`: one item per tool call and per model text, in order."""
     papers = retrieved_papers(steps)
     items: list[dict[str, Any]] = []
+    call_ids: set[str] = set()
     for index, step in enumerate(steps):
         position = len(items)
         if isinstance(step, ToolStep):
+            call_id = _unique_call_id(step.call_id, position, call_ids)
             items.append(
                 {
                     "type": "custom_tool_call",
                     "id": f"{step.name}_{position}",
+                    "call_id": call_id,
                     "name": step.name,
                     "input": step.arguments,
                     "output": step.output,
@@ -165,6 +171,35 @@ def output_items(steps: list[Step], *, final_status: str = "completed") -> list[
             else:
                 items.append(message_item(f"msg_{position}", step.content, papers, final_status))
     return items
+
+
+def shown_items(steps: list[Step]) -> list[dict[str, Any]]:
+    """Each output index with the item last shown there while `steps` were recorded one by one.
+
+    Unlike `output_items`, a superseded draft still holds its index until the corrected answer
+    replaces it: the stream announced it, so the correction arrives as a new version of it.
+    """
+    shown: list[dict[str, Any]] = []
+    for count in range(1, len(steps) + 1):
+        for index, item in enumerate(output_items(steps[:count])):
+            if index < len(shown):
+                shown[index] = item
+            else:
+                shown.append(item)
+    return shown
+
+
+def _unique_call_id(upstream_id: str, position: int, taken: set[str]) -> str:
+    """The model's own call id, unless it is empty or already used in this response.
+
+    Clients (the `openai` SDK among them) identify tool-call items by `call_id`, but upstream
+    ids repeat: some providers number calls per turn (`functions.hf_papers:0` every turn).
+    """
+    call_id = upstream_id if upstream_id and upstream_id not in taken else f"call_{position}"
+    while call_id in taken:
+        call_id = f"{call_id}_{position}"
+    taken.add(call_id)
+    return call_id
 
 
 def _superseded(steps: list[Step], index: int) -> bool:
@@ -204,14 +239,15 @@ def message_item(
 
 def token_totals(steps: list[Step]) -> TokenUsage:
     """The sums of what the LLM reported over every call of the run."""
-    prompt = completion = cached = total = 0
+    prompt = completion = cached = total = reasoning = 0
     for step in steps:
         if isinstance(step, LLMStep):
             prompt += step.usage.prompt_tokens
             completion += step.usage.completion_tokens
             cached += step.usage.cached_tokens
             total += step.usage.total_tokens
-    return TokenUsage(prompt, completion, cached, total)
+            reasoning += step.usage.reasoning_tokens
+    return TokenUsage(prompt, completion, cached, total, reasoning)
 
 
 def llm_call_count(steps: list[Step]) -> int:

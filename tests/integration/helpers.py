@@ -9,14 +9,20 @@ from typing import Any
 
 import httpx
 
-SPEC = Path(__file__).resolve().parents[3] / "shared" / "spec" / "response.example.json"
 TERMINAL = {"completed", "failed", "incomplete", "cancelled"}
+TYPED_USAGE_KEYS = ["input_tokens", "input_tokens_details", "output_tokens", "output_tokens_details"]
+"""The Responses API's usage fields, after the example's own (`total_tokens` is among those)."""
 
 
 def spec_example() -> dict[str, Any]:
-    """The wire contract's example response (from ../shared/spec, or the copy beside the tests)."""
-    path = SPEC if SPEC.exists() else Path(__file__).with_name("response.example.json")
-    data: dict[str, Any] = json.loads(path.read_text())
+    """The wire contract's example response (a copy of the design's spec, kept beside the tests)."""
+    data: dict[str, Any] = json.loads(Path(__file__).with_name("response.example.json").read_text())
+    return data
+
+
+def seed_example() -> dict[str, Any]:
+    """The request this service was designed from and the response it produced (a copy)."""
+    data: dict[str, Any] = json.loads(Path(__file__).with_name("seed-example.json").read_text())
     return data
 
 

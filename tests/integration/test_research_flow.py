@@ -11,7 +11,7 @@ import pytest
 
 from researchdesk.testing.hub import FakeHub
 from researchdesk.testing.router import FakeRouter, Usage, reply, tool_calls
-from tests.integration.helpers import spec_example, wait_for
+from tests.integration.helpers import TYPED_USAGE_KEYS, spec_example, wait_for
 
 ANSWER = (
     "- Capacity factors can be learned "
@@ -53,7 +53,7 @@ def test_background_run_end_to_end_with_the_sdk(
 
     example = spec_example()
     assert list(body) == list(example)
-    assert list(body["usage"]) == list(example["usage"])
+    assert list(body["usage"]) == [*example["usage"], *TYPED_USAGE_KEYS]
     assert body["metadata"] == {"team": "interp"}
     assert body["max_cost_usd"] == 0.5
     assert isinstance(body["completed_at"], int)

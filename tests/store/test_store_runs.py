@@ -64,11 +64,11 @@ async def test_claims_oldest_first_once(engine: AsyncEngine) -> None:
             claims.append(await runs.claim_next(session, "w1", 30))
     assert claims == [runs.Claim(ids[0], 1), runs.Claim(ids[1], 1), None]
     async with sessions() as session:
-        events = await read_events(session, ids[0], 0)
+        events = await read_events(session, ids[0], -1)
     assert [(e.sequence_number, e.type) for e in events] == [
-        (1, "response.created"),
-        (2, "response.queued"),
-        (3, "response.in_progress"),
+        (0, "response.created"),
+        (1, "response.queued"),
+        (2, "response.in_progress"),
     ]
 
 

@@ -139,11 +139,13 @@ def _usage(usage: Any) -> TokenUsage:
     cached = getattr(details, "cached_tokens", None) or 0
     prompt = usage.prompt_tokens or 0
     completion = usage.completion_tokens or 0
+    output_details = getattr(usage, "completion_tokens_details", None)
     return TokenUsage(
         prompt_tokens=prompt,
         completion_tokens=completion,
         cached_tokens=cached,
         total_tokens=usage.total_tokens or prompt + completion,
+        reasoning_tokens=getattr(output_details, "reasoning_tokens", None) or 0,
         estimated_cost_micros=_micros((usage.model_extra or {}).get("estimated_cost")),
     )
 

@@ -185,31 +185,30 @@ class Agent:
         limit = state.spec.max_tool_calls
         allowed = len(calls) if limit is None else max(0, limit - state.tool_calls_run)
         semaphore = asyncio.Semaphore(state.spec.tool_concurrency)
-        write_lock = asyncio.Lock()
 
-        async def one(index: int, call: ToolCallRequest) -> None:
+        async def one(index: int, call: ToolCallRequest) -> ToolStep:
             if index >= allowed:
-                step = ToolStep(
+                return ToolStep(
                     call.id,
                     call.name,
                     call.arguments,
                     f"Not run: this response reached its limit of {limit} tool calls.",
                     status="incomplete",
                 )
-            else:
-                async with semaphore:
-                    step = await self._run_tool(call)
-                if share is not None:
-                    step = fit_output(step, share)
-            async with write_lock:
-                await journal.record(step)
-                state.apply(step)
+            async with semaphore:
+                step = await self._run_tool(call)
+            return step if share is None else fit_output(step, share)
 
         crash: str | None = None
         try:
             async with asyncio.TaskGroup() as group:
-                for index, call in enumerate(calls):
-                    group.create_task(one(index, call))
+                tasks = [group.create_task(one(i, call)) for i, call in enumerate(calls)]
+                # The calls run concurrently, but are journaled in the order the model made
+                # them: the output and the next prompt never depend on which finished first.
+                for task in tasks:
+                    step = await task
+                    await journal.record(step)
+                    state.apply(step)
         except* _ToolCrashed as crashed:
             crash = str(crashed.exceptions[0])
         return None if crash is None else Failed("tool_error", crash)

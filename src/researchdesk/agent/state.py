@@ -124,12 +124,20 @@ class AgentState:
         return None
 
     def pending_calls(self) -> tuple[ToolCallRequest, ...]:
-        """Tool calls of the newest model turn that have no journaled result yet."""
+        """Tool calls of the newest model turn that have no journaled result yet.
+
+        Results are journaled in the order of the calls, so the first ones are done. (Call ids
+        cannot tell: some providers number calls per turn, so ids repeat across turns.)
+        """
         last = self.last_model_step()
         if last is None:
             return ()
-        done = {s.call_id for s in self.steps if isinstance(s, ToolStep)}
-        return tuple(call for call in last.tool_calls if call.id not in done)
+        done = 0
+        for step in reversed(self.steps):
+            if step is last:
+                break
+            done += isinstance(step, ToolStep)
+        return last.tool_calls[done:]
 
     def next_step(self) -> NextStep:
         """Decide what happens next: limits are checked before every model call."""

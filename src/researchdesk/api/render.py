@@ -69,4 +69,9 @@ def render_usage(row: ResponseRow, steps: list[Step], spent_micros: int) -> dict
         "total_tokens": tokens.total_tokens,
         "hf_jobs_billable_seconds_estimate": 0,
         "sandbox_billable_seconds_estimate": 0,
+        # The Responses API's own usage fields, so typed clients (the SDK's ResponseUsage) read it.
+        "input_tokens": tokens.prompt_tokens,
+        "input_tokens_details": {"cached_tokens": tokens.cached_tokens},
+        "output_tokens": tokens.completion_tokens,
+        "output_tokens_details": {"reasoning_tokens": tokens.reasoning_tokens},
     }

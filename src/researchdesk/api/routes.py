@@ -35,7 +35,7 @@ async def create_response(
     row = await service.create(state, session, owner, body, _idempotency(request, raw))
     if body.stream:
         return StreamingResponse(
-            event_stream(state, row.id, 0), media_type="text/event-stream", headers=_SSE_HEADERS
+            event_stream(state, row.id, -1), media_type="text/event-stream", headers=_SSE_HEADERS
         )
     if not body.background:
         row = await service.wait_until_done(
@@ -51,13 +51,13 @@ async def retrieve_response(
     session: SessionDep,
     owner: OwnerDep,
     stream: bool = False,
-    starting_after: Annotated[int, Query(ge=0)] = 0,
+    starting_after: Annotated[int | None, Query(ge=0)] = None,
 ) -> dict[str, Any] | StreamingResponse:
-    """The response as it is now, or its event stream from `starting_after`."""
+    """The response as it is now, or its event stream after `starting_after` (else from 0)."""
     row = await store.get_response(session, response_id, owner)
     if stream:
         return StreamingResponse(
-            event_stream(state, row.id, starting_after),
+            event_stream(state, row.id, -1 if starting_after is None else starting_after),
             media_type="text/event-stream",
             headers=_SSE_HEADERS,
         )
@@ -102,17 +102,19 @@ async def list_responses(
     owner: OwnerDep,
     status: Status | None = None,
     model: str | None = None,
+    slug: str | None = None,
     created_after: float | None = None,
     created_before: float | None = None,
     after: str | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     order: Literal["asc", "desc"] = "desc",
 ) -> dict[str, Any]:
-    """Responses for dashboards: filter by status, model, metadata and time; newest first."""
+    """Responses for dashboards: filter by status, model, slug, metadata, time; newest first."""
     metadata = _metadata_filters(request)
     filters = store.ListFilter(
         status=status.value if status else None,
         model=model,
+        slug=slug,
         metadata=metadata,
         created_after=created_after,
         created_before=created_before,

@@ -28,6 +28,8 @@ from researchdesk.errors import InvalidRequest, PayloadTooLarge
 METADATA_MAX_KEYS = 16
 METADATA_KEY_MAX_CHARS = 64
 METADATA_VALUE_MAX_CHARS = 512
+SLUG_MAX_CHARS = 128
+TITLE_MAX_CHARS = 512
 _ONE_MICRO_USD = Decimal("0.000001")
 
 
@@ -210,6 +212,9 @@ class CreateResponseRequest(BaseModel):
     max_tool_calls: int | None = Field(default=None, ge=1)
     previous_response_id: str | None = Field(default=None, min_length=1, max_length=256)
     metadata: dict[str, str] | None = None
+    # Labels a client gives its run (as in the seed example): stored, filterable, not echoed.
+    slug: str | None = Field(default=None, min_length=1, max_length=SLUG_MAX_CHARS)
+    title: str | None = Field(default=None, min_length=1, max_length=TITLE_MAX_CHARS)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
     max_output_tokens: int | None = Field(default=None, ge=16)

@@ -127,6 +127,8 @@ async def _new_row(
         instructions=request.instructions,
         params=params,
         metadata=dict(request.metadata or {}),
+        slug=request.slug,
+        title=request.title,
     )
 
 

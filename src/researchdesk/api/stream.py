@@ -19,8 +19,9 @@ from researchdesk.store.steps import load_steps
 
 _TERMINAL_EVENTS = {f"response.{status.value}" for status in Status if status.terminal}
 _STATUS_EVENTS = {"response.created", "response.queued", "response.in_progress"}
-_INTERNAL_EVENTS = {"response.cancel_requested"}
-"""Logged for operators; not an OpenAI stream event, so never sent to clients."""
+_WIRE_TYPES = {"response.cancelled": "response.incomplete"}
+"""OpenAI's stream has no event for a cancelled response: it ends with `response.incomplete`
+carrying the response with `status: "cancelled"`, so every client parses it as a typed event."""
 
 
 def sse(event: dict[str, Any]) -> str:
@@ -43,8 +44,6 @@ async def event_stream(
             journal: list[tuple[list[Step], int]] = []  # read at most once per batch
             for event in rows:
                 cursor = event.sequence_number
-                if event.type in _INTERNAL_EVENTS:
-                    continue
                 yield sse(await _wire_event(session, row, event, journal))
                 if event.type in _TERMINAL_EVENTS:
                     return
@@ -60,7 +59,8 @@ async def _wire_event(
     event: EventRow,
     journal: list[tuple[list[Step], int]],
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {"type": event.type, "sequence_number": event.sequence_number}
+    wire_type = _WIRE_TYPES.get(event.type, event.type)
+    body: dict[str, Any] = {"type": wire_type, "sequence_number": event.sequence_number}
     if event.type in _STATUS_EVENTS or event.type in _TERMINAL_EVENTS:
         if event.type in _TERMINAL_EVENTS:
             # The row may be older than this event; the final state is committed with it.

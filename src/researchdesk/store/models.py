@@ -42,6 +42,8 @@ class ResponseRow(Base):
     input_items: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     params: Mapped[dict[str, Any]] = mapped_column(JSON)
     metadata_: Mapped[dict[str, str]] = mapped_column("metadata", JSON)
+    slug: Mapped[str | None] = mapped_column(String(128))
+    title: Mapped[str | None] = mapped_column(String(512))
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     incomplete_reason: Mapped[str | None] = mapped_column(String(32))
     attempt: Mapped[int] = mapped_column(Integer, default=0)
@@ -50,11 +52,13 @@ class ResponseRow(Base):
     lease_expires_at: Mapped[float | None] = mapped_column(Float)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     event_seq: Mapped[int] = mapped_column(Integer, default=0)
+    """The last event's sequence number; -1 before the first, which is numbered 0."""
 
     __table_args__ = (
         Index("ix_responses_status_created", "status", "created_at"),
         Index("ix_responses_owner_created", "owner", "created_at"),
         Index("ix_responses_session", "session_id"),
+        Index("ix_responses_slug_created", "slug", "created_at"),
     )
 
 

@@ -22,6 +22,7 @@ class ListFilter:
 
     status: str | None = None
     model: str | None = None
+    slug: str | None = None
     metadata: tuple[tuple[str, str], ...] = ()
     created_after: float | None = None
     created_before: float | None = None
@@ -39,6 +40,8 @@ def new_response(
     instructions: str | None = None,
     params: dict[str, Any] | None = None,
     metadata: dict[str, str] | None = None,
+    slug: str | None = None,
+    title: str | None = None,
 ) -> ResponseRow:
     """A new queued response row, not yet owned by any worker."""
     return ResponseRow(
@@ -56,12 +59,14 @@ def new_response(
         input_items=input_items,
         params=params or {},
         metadata_=metadata or {},
+        slug=slug,
+        title=title,
         error=None,
         incomplete_reason=None,
         attempt=0,
         releases=0,
         cancel_requested=False,
-        event_seq=0,
+        event_seq=-1,  # so that the first event is numbered 0, as OpenAI's streams start
     )
 
 
@@ -106,6 +111,8 @@ async def list_responses(
         conditions.append(ResponseRow.status == filters.status)
     if filters.model is not None:
         conditions.append(ResponseRow.model == filters.model)
+    if filters.slug is not None:
+        conditions.append(ResponseRow.slug == filters.slug)
     if filters.created_after is not None:
         conditions.append(ResponseRow.created_at >= filters.created_after)
     if filters.created_before is not None:
@@ -148,10 +155,11 @@ async def request_cancel(session: AsyncSession, row: ResponseRow) -> ResponseRow
         cancel_requested=True,
     ):
         return await _reload(session, row.id)
+    # Only a flag for the worker: a client's stream shows the cancellation when it happens.
     await append_events(
         session,
         row.id,
-        [("response.cancel_requested", {})],
+        [],
         ResponseRow.status == Status.IN_PROGRESS,
         ResponseRow.cancel_requested.is_(False),
         cancel_requested=True,

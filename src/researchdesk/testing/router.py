@@ -211,6 +211,8 @@ class FakeRouter:
         self._gates: list[threading.Event] = []
         self._lock = threading.Condition()  # also notified when a request arrives
         self._ids = itertools.count(1)
+        self.per_turn_call_ids = False
+        """Number tool calls per turn (`functions.hf_papers:0`), as Kimi's providers do."""
         self._closing = threading.Event()
         app = Starlette(
             routes=[
@@ -364,7 +366,8 @@ class FakeRouter:
         return JSONResponse(completion.to_wire(), headers=headers)
 
     def _complete(self, step: Step, body: Json) -> _Completion:
-        text, calls = step.text, [(f"call_{next(self._ids)}", n, a) for n, a in step.calls]
+        text = step.text
+        calls = [(self._call_id(i, n), n, a) for i, (n, a) in enumerate(step.calls)]
         usage = step.usage or _estimated_usage(body, (text or "") + "".join(a for *_, a in calls))
         finish = "tool_calls" if calls else "stop"
         limits = [body.get(k) for k in ("max_tokens", "max_completion_tokens")]
@@ -380,6 +383,9 @@ class FakeRouter:
             calls, finish = [], "length"
         provider = step.provider or _pinned_provider(body["model"]) or DEFAULT_PROVIDER
         return _Completion(body["model"], provider, text, calls, finish, usage)
+
+    def _call_id(self, index: int, name: str) -> str:
+        return f"functions.{name}:{index}" if self.per_turn_call_ids else f"call_{next(self._ids)}"
 
 
 def _estimated_usage(body: Json, output: str) -> Usage:

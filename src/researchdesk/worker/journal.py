@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from researchdesk.journal import LLMStep, Step, output_items
+from researchdesk.journal import LLMStep, Step, output_items, shown_items
 from researchdesk.store import runs
 from researchdesk.store.events import Event
 from researchdesk.store.notify import Notifier
@@ -26,16 +26,22 @@ class DatabaseJournal:
         self._sessions = sessions
         self._claim = claim
         self._steps = list(steps)
+        self._shown = shown_items(self._steps)
         self._notifier = notifier
 
     async def record(self, step: Step) -> None:
-        """Journal `step` as the run's next one; raises LeaseLost if the run is not ours."""
-        before = len(output_items(self._steps))
+        """Journal `step` as the run's next one; raises LeaseLost if the run is not ours.
+
+        A new output item is announced (`added`, then `done`); an item that changed in place (a
+        continued answer, a corrected draft) is announced `done` again with its new content.
+        """
         after = output_items([*self._steps, step])
         events: list[Event] = []
-        for index in range(before, len(after)):
-            item = after[index]
-            events.append(("response.output_item.added", {"output_index": index, "item": item}))
+        for index, item in enumerate(after):
+            if index >= len(self._shown):
+                events.append(("response.output_item.added", {"output_index": index, "item": item}))
+            elif item == self._shown[index]:
+                continue
             events.append(("response.output_item.done", {"output_index": index, "item": item}))
         async with self._sessions() as session, session.begin():
             await runs.record_step(session, self._claim, len(self._steps), step, events)
@@ -44,4 +50,9 @@ class DatabaseJournal:
         if isinstance(step, LLMStep):
             self._budget.settled()
         self._steps.append(step)
+        for index, item in enumerate(after):
+            if index < len(self._shown):
+                self._shown[index] = item
+            else:
+                self._shown.append(item)
         self._notifier.changed(self._claim.response_id)
