@@ -177,3 +177,16 @@ async def test_the_door_estimate_covers_the_first_prompt_with_the_real_prompt_an
     messages = state.messages()
     door = first_prompt_bound(len(question.encode()) + len(instructions.encode()))
     assert state.prompt_bound(messages, tools) <= door
+
+
+def test_pending_calls_are_positional_when_providers_repeat_call_ids() -> None:
+    # Kimi's providers number calls per turn, so the second turn reuses the first turn's id.
+    first = ToolCallRequest("functions.hf_papers:0", "hf_papers", "{}")
+    second = ToolCallRequest("functions.hf_papers:1", "hf_papers", "{}")
+    state = AgentState(spec())
+    state.apply(LLMStep(None, (first,), TokenUsage(1, 1)))
+    state.apply(ToolStep(first.id, "hf_papers", "{}", "result"))
+    state.apply(LLMStep(None, (first, second), TokenUsage(1, 1)))
+    assert state.pending_calls() == (first, second)
+    state.apply(ToolStep(first.id, "hf_papers", "{}", "result"))
+    assert state.next_step() == RunTools((second,))

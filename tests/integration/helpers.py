@@ -10,7 +10,12 @@ from typing import Any
 import httpx
 
 TERMINAL = {"completed", "failed", "incomplete", "cancelled"}
-TYPED_USAGE_KEYS = ["input_tokens", "input_tokens_details", "output_tokens", "output_tokens_details"]
+TYPED_USAGE_KEYS = [
+    "input_tokens",
+    "input_tokens_details",
+    "output_tokens",
+    "output_tokens_details",
+]
 """The Responses API's usage fields, after the example's own (`total_tokens` is among those)."""
 
 
