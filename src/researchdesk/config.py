@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     final_answer_max_tokens: int = Field(default=16_384, ge=16)
 
     tool_timeout_seconds: float = Field(default=30.0, gt=0)
+    tool_max_retries: int = Field(default=3, ge=0)
     tool_output_max_chars: int = Field(default=12_000, ge=500)
     tool_cache_ttl_seconds: float = Field(default=86_400.0, ge=0)
 

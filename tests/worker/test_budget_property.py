@@ -20,13 +20,14 @@ from typing import Any
 import openai
 from sqlalchemy import select
 
-from researchdesk.agent.llm import LLMClient, RetryPolicy
+from researchdesk.agent.llm import LLMClient
 from researchdesk.agent.loop import Agent
 from researchdesk.config import Settings
 from researchdesk.pricing.cost import usd_to_micros
 from researchdesk.pricing.guard import first_prompt_bound, least_budget_micros
 from researchdesk.pricing.models import Price
 from researchdesk.pricing.source import CatalogSource
+from researchdesk.retry import RetryPolicy
 from researchdesk.status import Status
 from researchdesk.store import ledger
 from researchdesk.store.db import create_engine, create_sessionmaker

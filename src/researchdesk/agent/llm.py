@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
-import email.utils
 import logging
-import random
-import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
+from functools import partial
 from typing import Any
 
 import openai
 
 from researchdesk.journal import TokenUsage, ToolCallRequest
+from researchdesk.retry import RETRYABLE_STATUSES, GaveUp, RetryPolicy, Transient
 
 logger = logging.getLogger(__name__)
 
 
-class UpstreamError(Exception):
+class LLMError(Exception):
     """The LLM endpoint refused or failed the call for good: the run ends `failed` with `code`."""
 
     def __init__(self, code: str, message: str, *, refused: bool = False) -> None:
@@ -52,22 +51,6 @@ class LLMReply:
     finish_reason: str | None
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how long to retry transient failures (429, 5xx, timeouts)."""
-
-    max_retries: int = 4
-    base_seconds: float = 1.0
-    max_seconds: float = 60.0
-
-    def delay(self, attempt: int, retry_after: float | None) -> float:
-        """Full-jitter exponential backoff, or the server's Retry-After when it gave one."""
-        if retry_after is not None:
-            return min(retry_after, self.max_seconds)
-        ceiling = min(self.max_seconds, self.base_seconds * (2**attempt))
-        return random.uniform(0, ceiling)
-
-
 class LLMClient:
     """Calls an OpenAI-compatible chat-completions endpoint through the official `openai` SDK."""
 
@@ -76,32 +59,37 @@ class LLMClient:
         self._retry = retry
 
     async def complete(self, request: LLMRequest) -> LLMReply:
-        """One completion, retrying transient failures; raises UpstreamError when it gives up."""
-        attempt = 0
-        while True:
-            try:
-                return await self._call(request)
-            except openai.APIStatusError as exc:
-                status = exc.status_code
-                if status != 429 and status < 500:
-                    raise _permanent(exc) from exc
-                failure: UpstreamError = _transient(exc)
-                retry_after = _retry_after(exc.response.headers)
-            except openai.APITimeoutError as exc:
-                failure = UpstreamError("upstream_timeout", "The model endpoint timed out.")
-                retry_after = None
-                logger.warning("LLM call timed out: %s", exc)
-            except openai.APIConnectionError as exc:
-                failure = UpstreamError(
-                    "upstream_unavailable", f"Could not reach the model endpoint: {exc}"
-                )
-                retry_after = None
-            if attempt >= self._retry.max_retries:
-                raise failure
-            delay = self._retry.delay(attempt, retry_after)
-            logger.info("LLM call failed (%s); retry %d in %.2fs", failure.code, attempt + 1, delay)
-            await asyncio.sleep(delay)
-            attempt += 1
+        """One completion, retrying transient failures; raises LLMError when it gives up."""
+        try:
+            return await self._retry.run(partial(self._attempt, request), what="LLM call")
+        except GaveUp as gave_up:
+            last = gave_up.last
+            assert isinstance(last, _TransientLLM)
+            message = last.message
+            if gave_up.hinted is not None:
+                message += f" (the endpoint asks to wait {gave_up.hinted:.0f} s)"
+            raise LLMError(last.code, message) from None
+
+    async def _attempt(self, request: LLMRequest) -> LLMReply:
+        """One call; failures worth another attempt raise `_TransientLLM`."""
+        try:
+            return await self._call(request)
+        except openai.APIStatusError as exc:
+            status = exc.status_code
+            if status not in RETRYABLE_STATUSES and status < 500:
+                raise _permanent(exc) from exc
+            if status == 429:
+                code, message = "upstream_rate_limited", f"Rate limited upstream: {_message(exc)}"
+            else:
+                code = "upstream_unavailable"
+                message = f"The model endpoint failed ({status}): {_message(exc)}"
+            raise _TransientLLM(code, message, status, exc.response.headers) from exc
+        except openai.APITimeoutError as exc:
+            logger.warning("LLM call timed out: %s", exc)
+            raise _TransientLLM("upstream_timeout", "The model endpoint timed out.") from exc
+        except openai.APIConnectionError as exc:
+            message = f"Could not reach the model endpoint: {exc}"
+            raise _TransientLLM("upstream_unavailable", message) from exc
 
     async def _call(self, request: LLMRequest) -> LLMReply:
         kwargs: dict[str, Any] = {
@@ -115,7 +103,7 @@ class LLMClient:
         raw = await self._client.chat.completions.with_raw_response.create(**kwargs)
         completion = raw.parse()
         if not completion.choices:
-            raise UpstreamError("upstream_bad_response", "The model endpoint returned no choices.")
+            raise LLMError("upstream_bad_response", "The model endpoint returned no choices.")
         choice = completion.choices[0]
         message = choice.message
         calls = tuple(
@@ -193,55 +181,36 @@ def _error_code(exc: openai.APIStatusError) -> str | None:
     return None
 
 
-def _permanent(exc: openai.APIStatusError) -> UpstreamError:
+def _permanent(exc: openai.APIStatusError) -> LLMError:
     status = exc.status_code
     text = _message(exc)
     if status in (401, 403):
-        return UpstreamError(
+        return LLMError(
             "upstream_unauthorized", f"The model endpoint refused the key: {text}", refused=True
         )
     if status == 402:
-        return UpstreamError(
+        return LLMError(
             "upstream_payment_required", f"Upstream payment required: {text}", refused=True
         )
     if status == 404 or _error_code(exc) == "model_not_supported" or "not supported" in text:
-        return UpstreamError(
-            "model_not_supported", f"The model is not available: {text}", refused=True
-        )
+        return LLMError("model_not_supported", f"The model is not available: {text}", refused=True)
     if status == 413:
-        return UpstreamError(
-            "context_length_exceeded", f"The prompt is too long: {text}", refused=True
-        )
-    return UpstreamError(
+        return LLMError("context_length_exceeded", f"The prompt is too long: {text}", refused=True)
+    return LLMError(
         "upstream_bad_request", f"The model endpoint rejected the call: {text}", refused=True
     )
 
 
-def _transient(exc: openai.APIStatusError) -> UpstreamError:
-    if exc.status_code == 429:
-        return UpstreamError("upstream_rate_limited", f"Rate limited upstream: {_message(exc)}")
-    return UpstreamError(
-        "upstream_unavailable", f"The model endpoint failed ({exc.status_code}): {_message(exc)}"
-    )
+class _TransientLLM(Transient):
+    """A failed attempt worth retrying, with the error code the run ends with if none succeeds."""
 
-
-def _retry_after(headers: Any) -> float | None:
-    """Seconds to wait from a Retry-After (seconds or an HTTP date) or retry-after-ms header."""
-    millis = headers.get("retry-after-ms")
-    if millis:
-        try:
-            return max(0.0, float(millis) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        parsed = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, parsed.timestamp() - time.time())
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        status: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, status=status, headers=headers)
+        self.code = code
+        self.message = message

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Protocol, assert_never
 
-from researchdesk.agent.llm import LLMClient, LLMRequest, UpstreamError
+from researchdesk.agent.llm import LLMClient, LLMError, LLMRequest
 from researchdesk.agent.prompts import (
     CONTINUE_NOTICE,
     FINAL_ANSWER_NOTICE,
@@ -94,7 +94,7 @@ class Agent:
                 case CallModel():
                     try:
                         stopped = await self._call_model(state, step, journal, budget)
-                    except UpstreamError as exc:
+                    except LLMError as exc:
                         return Failed(exc.code, exc.message)
                     if stopped is not None:
                         return stopped
@@ -139,7 +139,7 @@ class Agent:
         )
         try:
             reply = await self._llm.complete(request)
-        except UpstreamError as exc:
+        except LLMError as exc:
             if exc.refused:
                 await budget.refund()
             raise

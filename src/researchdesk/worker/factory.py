@@ -7,10 +7,11 @@ from contextlib import AsyncExitStack
 import openai
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from researchdesk.agent.llm import LLMClient, RetryPolicy
+from researchdesk.agent.llm import LLMClient
 from researchdesk.agent.loop import Agent
 from researchdesk.config import Settings
 from researchdesk.pricing.source import CatalogSource
+from researchdesk.retry import RetryPolicy
 from researchdesk.store.cache import DatabaseCache
 from researchdesk.store.notify import Notifier
 from researchdesk.tools.hf_papers.tool import HfPapersTool

@@ -25,6 +25,7 @@ from huggingface_hub.hf_api import PaperInfo
 from pydantic import ValidationError
 
 from researchdesk.config import Settings
+from researchdesk.retry import RETRYABLE_STATUSES, Transient
 from researchdesk.tools.base import ToolCache
 from researchdesk.tools.hf_papers.errors import HostGuardError, NotFoundError, UpstreamError
 from researchdesk.tools.hf_papers.ids import bare_id, path_segments
@@ -36,7 +37,7 @@ from researchdesk.tools.hf_papers.models import (
     papers_from_wrappers,
     repos_from_list,
 )
-from researchdesk.tools.hf_papers.retry import RETRYABLE_STATUSES, Retryable, with_retries
+from researchdesk.tools.hf_papers.retry import with_retries
 from researchdesk.tools.hf_papers.transport import Fetched, Fetcher
 
 RepoKind = Literal["models", "datasets", "spaces"]
@@ -135,24 +136,23 @@ class HubClient:
                     asyncio.to_thread(self._api.paper_info, quoted_id), timeout
                 )
             except TimeoutError:
-                raise Retryable(f"no answer within {timeout:g} s") from None
+                raise Transient(f"no answer within {timeout:g} s") from None
             except HfHubHTTPError as exc:
                 status = exc.response.status_code
                 if status in RETRYABLE_STATUSES:
-                    raise Retryable(
+                    raise Transient(
                         f"HTTP {status}", status=status, headers=exc.response.headers
                     ) from exc
                 if status in (404, 410):
                     raise NotFoundError(f"{what}: not found") from exc
                 raise UpstreamError(f"{what} failed: HTTP {status}") from exc
             except httpx2.TransportError as exc:
-                raise Retryable(type(exc).__name__) from exc
+                raise Transient(type(exc).__name__) from exc
 
         return await with_retries(
             attempt,
             what=what,
-            base=self._settings.retry_base_seconds,
-            cap=self._settings.retry_max_seconds,
+            settings=self._settings,
         )
 
     def _next_daily_page(self, next_url: str | None) -> httpx.URL | None:

@@ -23,9 +23,10 @@ from urllib.parse import unquote
 import httpx
 
 from researchdesk.config import Settings
+from researchdesk.retry import RETRYABLE_STATUSES, Transient
 from researchdesk.tools.base import ToolCache
 from researchdesk.tools.hf_papers.errors import HostGuardError, NotFoundError, UpstreamError
-from researchdesk.tools.hf_papers.retry import RETRYABLE_STATUSES, Retryable, with_retries
+from researchdesk.tools.hf_papers.retry import with_retries
 
 USER_AGENT = "researchdesk-hf-papers/0.1"
 NOT_FOUND_TTL_SECONDS = 3600.0
@@ -109,8 +110,7 @@ class Fetcher:
             response = await with_retries(
                 partial(self._attempt, url),
                 what=what,
-                base=self._settings.retry_base_seconds,
-                cap=self._settings.retry_max_seconds,
+                settings=self._settings,
             )
             location = response.headers.get("location")
             if not (response.is_redirect and location):
@@ -127,7 +127,7 @@ class Fetcher:
         raise UpstreamError(f"{what} failed: HTTP {response.status_code}{_detail(response)}")
 
     async def _attempt(self, url: httpx.URL) -> httpx.Response:
-        """One request; transport errors and retryable statuses raise `Retryable`."""
+        """One request; transport errors and retryable statuses raise `Transient`."""
         try:
             response = await self._http.get(
                 url,
@@ -136,9 +136,9 @@ class Fetcher:
                 follow_redirects=False,
             )
         except httpx.TransportError as exc:
-            raise Retryable(f"{type(exc).__name__} from {url.host}") from exc
+            raise Transient(f"{type(exc).__name__} from {url.host}") from exc
         if response.status_code in RETRYABLE_STATUSES:
-            raise Retryable(
+            raise Transient(
                 f"HTTP {response.status_code}",
                 status=response.status_code,
                 headers=response.headers,
