@@ -168,3 +168,18 @@ async def test_concurrent_claimers_claim_each_run_once(engine: AsyncEngine) -> N
     async with sessions() as session:
         owners = (await session.execute(select(ResponseRow.lease_owner))).scalars().all()
     assert all(owner is not None for owner in owners)
+
+
+def test_one_outage_predicate_tells_outages_from_permanent_errors() -> None:
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    from researchdesk.store.outage import is_database_outage
+
+    locked = OperationalError("UPDATE responses", {}, Exception("database is locked"))
+    duplicate = IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed"))
+    assert is_database_outage(locked)
+    assert not is_database_outage(duplicate)
+    assert is_database_outage(ExceptionGroup("tools", [locked, locked]))
+    assert not is_database_outage(ExceptionGroup("tools", [locked, ValueError("bug")]))
+    assert not is_database_outage(TimeoutError("a tool timed out"))  # not from database code
+    assert not is_database_outage(ValueError("bug"))

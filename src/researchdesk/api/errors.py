@@ -15,8 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.exc import DBAPIError
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
@@ -28,12 +27,10 @@ from researchdesk.errors import (
     PayloadTooLarge,
     ResearchDeskError,
 )
+from researchdesk.store.outage import OUTAGE_CANDIDATES, is_database_outage
 
 logger = logging.getLogger(__name__)
 
-# Modules whose frames, in a builtin TimeoutError's traceback, mean the database timed out.
-_DATABASE_MODULES = frozenset({"sqlalchemy", "asyncpg", "aiosqlite", "sqlite3"})
-_DATABASE_PACKAGE = "researchdesk.store"
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
 _MESSAGE_PREFIXES = {
     "invalid_type": "Invalid type for '{param}': ",
@@ -101,23 +98,6 @@ def invalid_request(error: Mapping[str, Any], data: object = None) -> InvalidReq
     return InvalidRequest(message, param=param, code=code)
 
 
-def _is_database_outage(exc: Exception) -> bool:
-    if isinstance(
-        exc, OperationalError | InterfaceError | PoolTimeoutError | ConnectionRefusedError
-    ):
-        return True
-    if isinstance(exc, DBAPIError):
-        return exc.connection_invalidated
-    if isinstance(exc, TimeoutError):
-        traceback = exc.__traceback__
-        while traceback is not None:
-            module = str(traceback.tb_frame.f_globals.get("__name__", ""))
-            if module.split(".")[0] in _DATABASE_MODULES or module.startswith(_DATABASE_PACKAGE):
-                return True
-            traceback = traceback.tb_next
-    return False
-
-
 async def _on_unexpected(request: Request, exc: Exception) -> Response:
     # The exception is passed explicitly rather than relying on an active `except` block.
     logger.error(
@@ -162,7 +142,7 @@ async def _on_http_exception(request: Request, exc: Exception) -> Response:
 
 
 async def _on_database_error(request: Request, exc: Exception) -> Response:
-    if not _is_database_outage(exc):
+    if not is_database_outage(exc):
         return await _on_unexpected(request, exc)
     # The driver's own text only: SQLAlchemy's full message would log statement parameters.
     cause = exc.orig if isinstance(exc, DBAPIError) else exc
@@ -182,8 +162,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ResearchDeskError, _on_service_error)
     app.add_exception_handler(RequestValidationError, _on_request_validation)
     app.add_exception_handler(HTTPException, _on_http_exception)
-    database_errors = (DBAPIError, InterfaceError, OperationalError, PoolTimeoutError)
-    for database_error in (*database_errors, ConnectionRefusedError, TimeoutError):
+    for database_error in OUTAGE_CANDIDATES:
         app.add_exception_handler(database_error, _on_database_error)
     # Starlette runs this last resort in its outermost middleware, which then re-raises the
     # exception for the server to log as well; the client only ever sees the envelope.

@@ -6,7 +6,6 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -74,7 +73,3 @@ def _epoch_sqlite(_element: db_epoch, _compiler: Any, **_kw: Any) -> str:
 @compiles(db_epoch, "postgresql")
 def _epoch_postgres(_element: db_epoch, _compiler: Any, **_kw: Any) -> str:
     return "extract(epoch from clock_timestamp())::float8"
-
-
-DATABASE_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError, TimeoutError)
-"""What a database outage raises: SQLAlchemy's errors, and asyncpg's raw socket errors."""

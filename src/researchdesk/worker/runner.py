@@ -14,8 +14,8 @@ from researchdesk.config import Settings
 from researchdesk.pricing.source import CatalogSource
 from researchdesk.status import Status
 from researchdesk.store import runs
-from researchdesk.store.db import DATABASE_ERRORS
 from researchdesk.store.notify import Notifier
+from researchdesk.store.outage import is_database_outage
 from researchdesk.store.steps import load_steps, load_steps_for
 from researchdesk.worker.budget import RunBudget
 from researchdesk.worker.journal import DatabaseJournal
@@ -94,9 +94,9 @@ class RunHandle:
                 self._notifier.work_available()
             return
         error = task.exception()
-        if isinstance(error, runs.LeaseLost):
-            raise error
-        if isinstance(error, DATABASE_ERRORS):
+        if error is not None and _all_lease_lost(error):
+            raise runs.LeaseLost(self.claim.response_id)
+        if error is not None and is_database_outage(error):
             # The database went away mid-run: write nothing; once the lease expires, a worker
             # (maybe this one) claims the run again and resumes it from its journal.
             logger.warning("run %s: database unavailable, leaving it to be resumed", self.claim)
@@ -123,8 +123,8 @@ class RunHandle:
                 async with self._sessions() as session, session.begin():
                     await runs.finish(session, self.claim, status, **fields)
                 return
-            except DATABASE_ERRORS:
-                if attempt == _FINISH_TRIES - 1:
+            except Exception as exc:
+                if not is_database_outage(exc) or attempt == _FINISH_TRIES - 1:
                     raise
                 logger.warning("run %s: terminal write failed, retrying", self.claim.response_id)
                 await asyncio.sleep(self._settings.lease_seconds / 10)
@@ -140,9 +140,18 @@ class RunHandle:
                 self.lease_lost = True
                 self.stop()
                 return
-            except DATABASE_ERRORS:
+            except Exception as exc:
+                if not is_database_outage(exc):
+                    raise
                 logger.warning("run %s: heartbeat failed", self.claim.response_id)
                 continue
             if cancel:
                 self.stop(cancel=True)
                 return
+
+
+def _all_lease_lost(error: BaseException) -> bool:
+    """Whether `error` is a lost lease, alone or in a group (tool calls run in a task group)."""
+    if isinstance(error, BaseExceptionGroup):
+        return all(_all_lease_lost(inner) for inner in error.exceptions)
+    return isinstance(error, runs.LeaseLost)

@@ -14,8 +14,8 @@ from researchdesk.agent.loop import Agent
 from researchdesk.config import Settings
 from researchdesk.pricing.source import CatalogSource
 from researchdesk.store import runs
-from researchdesk.store.db import DATABASE_ERRORS
 from researchdesk.store.notify import Notifier
+from researchdesk.store.outage import is_database_outage
 from researchdesk.worker.runner import RunHandle
 
 logger = logging.getLogger(__name__)
@@ -76,8 +76,12 @@ class Scheduler:
         while not self._stopping:
             try:
                 await self._claim_available()
-            except DATABASE_ERRORS:
-                logger.warning("claiming failed; will retry", exc_info=True)
+            except Exception as exc:
+                # Never let one failure stop this worker from claiming: log it and go on.
+                if is_database_outage(exc):
+                    logger.warning("claiming failed; will retry", exc_info=True)
+                else:
+                    logger.exception("claiming failed unexpectedly; will retry")
             await self._notifier.wait_for_work(self._settings.poll_interval_seconds)
 
     async def _claim_available(self) -> None:
