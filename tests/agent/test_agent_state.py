@@ -14,9 +14,7 @@ from researchdesk.agent.state import (
     RunSpec,
     RunTools,
 )
-from researchdesk.citations import annotate, unverified_ids
-from researchdesk.config import Settings
-from researchdesk.journal import (
+from researchdesk.agent.steps import (
     FIX_CITATIONS,
     LLMStep,
     NoteStep,
@@ -24,8 +22,10 @@ from researchdesk.journal import (
     TokenUsage,
     ToolCallRequest,
     ToolStep,
-    output_items,
 )
+from researchdesk.api.output import output_items
+from researchdesk.citations import annotate, unverified_ids
+from researchdesk.config import Settings
 from researchdesk.pricing.guard import first_prompt_bound
 from researchdesk.tools.base import PaperRef, openai_tool_spec
 from researchdesk.tools.cache import MemoryCache

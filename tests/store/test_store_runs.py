@@ -10,7 +10,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from researchdesk.journal import LLMStep, TokenUsage
+from researchdesk.agent.steps import LLMStep, TokenUsage
 from researchdesk.status import Status
 from researchdesk.store import runs
 from researchdesk.store.db import create_sessionmaker

@@ -11,7 +11,7 @@ from typing import Any
 
 import openai
 
-from researchdesk.journal import TokenUsage, ToolCallRequest
+from researchdesk.agent.steps import TokenUsage, ToolCallRequest
 from researchdesk.retry import RETRYABLE_STATUSES, GaveUp, RetryPolicy, Transient
 
 logger = logging.getLogger(__name__)

@@ -26,8 +26,15 @@ from researchdesk.agent.state import (
     RunSpec,
     RunTools,
 )
+from researchdesk.agent.steps import (
+    FIX_CITATIONS,
+    LLMStep,
+    NoteStep,
+    Step,
+    ToolCallRequest,
+    ToolStep,
+)
 from researchdesk.agent.trim import fit_output
-from researchdesk.journal import FIX_CITATIONS, LLMStep, NoteStep, Step, ToolCallRequest, ToolStep
 from researchdesk.tools.base import Tool, openai_tool_spec
 
 logger = logging.getLogger(__name__)

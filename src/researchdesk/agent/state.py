@@ -6,16 +6,18 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from researchdesk.citations import unverified_ids
-from researchdesk.journal import (
+from researchdesk.agent.steps import (
     FIX_CITATIONS,
     LLMStep,
     NoteStep,
     Step,
     ToolCallRequest,
     ToolStep,
+    is_cut_answer,
+    llm_calls,
     retrieved_papers,
 )
+from researchdesk.citations import unverified_ids
 
 MAX_ANSWER_CONTINUATIONS = 8
 """How many times a budget-cut final answer cut off by its token limit may be continued."""
@@ -109,7 +111,7 @@ class AgentState:
     @property
     def llm_calls(self) -> int:
         """Completed model calls."""
-        return sum(1 for step in self.steps if isinstance(step, LLMStep))
+        return llm_calls(self.steps)
 
     @property
     def tool_calls_run(self) -> int:
@@ -179,12 +181,7 @@ class AgentState:
         parts = sum(
             1 for s in self.steps if isinstance(s, LLMStep) and s.stop_reason == "max_cost_usd"
         )
-        return (
-            answer.stop_reason == "max_cost_usd"
-            and answer.finish_reason == "length"
-            and bool(answer.content)
-            and parts <= MAX_ANSWER_CONTINUATIONS
-        )
+        return is_cut_answer(answer) and parts <= MAX_ANSWER_CONTINUATIONS
 
     def continues_answer(self) -> bool:
         """Whether the next call continues a final answer cut off by its token limit."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-from researchdesk.journal import ToolStep
+from researchdesk.agent.steps import ToolStep
 
 CUT_MARKER = "\n\n[Output cut to fit this response's remaining budget.]"
 NO_ROOM = (

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from researchdesk.journal import Step, llm_call_count, output_items, token_totals
+from researchdesk.agent.steps import Step, llm_calls
+from researchdesk.api.output import output_items, token_totals
 from researchdesk.pricing.cost import format_usd
 from researchdesk.status import Status
 from researchdesk.store.models import ResponseRow
@@ -59,7 +60,7 @@ def render_usage(row: ResponseRow, steps: list[Step], spent_micros: int) -> dict
         "inference_usd": money,
         "hf_jobs_estimated_usd": 0.0,
         "sandbox_estimated_usd": 0.0,
-        "llm_calls": llm_call_count(steps),
+        "llm_calls": llm_calls(steps),
         "hf_jobs_count": 0,
         "sandbox_count": 0,
         "prompt_tokens": tokens.prompt_tokens,

@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from researchdesk.agent.steps import Step
 from researchdesk.api.deps import AppState
 from researchdesk.api.render import render_response
-from researchdesk.journal import Step
 from researchdesk.status import Status
 from researchdesk.store import ledger
 from researchdesk.store.events import read_events

@@ -12,12 +12,13 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from researchdesk.journal import Step, step_to_dict
+from researchdesk.agent.steps import Step
 from researchdesk.status import Status, can_transition
 from researchdesk.store.db import db_epoch
 from researchdesk.store.events import Event, append_events
 from researchdesk.store.models import EventRow, ResponseRow, StepRow
 from researchdesk.store.responses import now
+from researchdesk.store.steps import step_to_dict
 
 
 class LeaseLost(Exception):

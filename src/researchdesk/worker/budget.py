@@ -7,8 +7,8 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from researchdesk.agent.steps import LLMStep
 from researchdesk.config import Settings
-from researchdesk.journal import LLMStep
 from researchdesk.pricing.catalog import PriceCatalog
 from researchdesk.pricing.cost import call_cost_micros
 from researchdesk.pricing.guard import (

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from researchdesk.journal import LLMStep, Step, output_items, shown_items
+from researchdesk.agent.steps import LLMStep, Step
+from researchdesk.api.output import output_items, shown_items
 from researchdesk.store import runs
 from researchdesk.store.events import Event
 from researchdesk.store.notify import Notifier

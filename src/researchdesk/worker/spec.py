@@ -6,8 +6,8 @@ from typing import Any
 
 from researchdesk.agent.prompts import input_messages, system_message
 from researchdesk.agent.state import RunSpec
+from researchdesk.agent.steps import LLMStep, Step
 from researchdesk.config import Settings
-from researchdesk.journal import LLMStep, Step
 from researchdesk.store.models import ResponseRow
 
 # Request parameters passed to every chat-completions call when the client set them.

@@ -1,0 +1,118 @@
+"""A run's journal rendered as the Responses API shows it: output items and token sums."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from researchdesk.agent.steps import (
+    FIX_CITATIONS,
+    LLMStep,
+    NoteStep,
+    Step,
+    TokenUsage,
+    ToolStep,
+    is_cut_answer,
+    retrieved_papers,
+)
+from researchdesk.citations import annotate
+
+
+def output_items(steps: list[Step], *, final_status: str = "completed") -> list[dict[str, Any]]:
+    """The response's `output`: one item per tool call and per model text, in order."""
+    papers = retrieved_papers(steps)
+    items: list[dict[str, Any]] = []
+    call_ids: set[str] = set()
+    for index, step in enumerate(steps):
+        position = len(items)
+        if isinstance(step, ToolStep):
+            call_id = _unique_call_id(step.call_id, position, call_ids)
+            items.append(
+                {
+                    "type": "custom_tool_call",
+                    "id": f"{step.name}_{position}",
+                    "call_id": call_id,
+                    "name": step.name,
+                    "input": step.arguments,
+                    "output": step.output,
+                    "status": step.status,
+                }
+            )
+        elif isinstance(step, LLMStep) and step.content and not _superseded(steps, index):
+            if items and _continues(steps, index):
+                # A final answer continued after its token limit reads as one message.
+                earlier = items.pop()
+                text = earlier["content"][0]["text"] + step.content
+                items.append(message_item(earlier["id"], text, papers, final_status))
+            else:
+                items.append(message_item(f"msg_{position}", step.content, papers, final_status))
+    return items
+
+
+def shown_items(steps: list[Step]) -> list[dict[str, Any]]:
+    """Each output index with the item last shown there while `steps` were recorded one by one.
+
+    Unlike `output_items`, a superseded draft still holds its index until the corrected answer
+    replaces it: the stream announced it, so the correction arrives as a new version of it.
+    """
+    shown: list[dict[str, Any]] = []
+    for count in range(1, len(steps) + 1):
+        for index, item in enumerate(output_items(steps[:count])):
+            if index < len(shown):
+                shown[index] = item
+            else:
+                shown.append(item)
+    return shown
+
+
+def _unique_call_id(upstream_id: str, position: int, taken: set[str]) -> str:
+    """The model's own call id, unless it is empty or already used in this response.
+
+    Clients (the `openai` SDK among them) identify tool-call items by `call_id`, but upstream
+    ids repeat: some providers number calls per turn (`functions.hf_papers:0` every turn).
+    """
+    call_id = upstream_id if upstream_id and upstream_id not in taken else f"call_{position}"
+    while call_id in taken:
+        call_id = f"{call_id}_{position}"
+    taken.add(call_id)
+    return call_id
+
+
+def _superseded(steps: list[Step], index: int) -> bool:
+    """An answer the agent was asked to correct is replaced by the corrected one."""
+    following = steps[index + 1] if index + 1 < len(steps) else None
+    return isinstance(following, NoteStep) and following.purpose == FIX_CITATIONS
+
+
+def _continues(steps: list[Step], index: int) -> bool:
+    """Whether the step at `index` goes on with a budget-cut answer cut off by its length."""
+    step = steps[index]
+    before = steps[index - 1] if index > 0 else None
+    return (
+        isinstance(step, LLMStep) and step.stop_reason == "max_cost_usd" and is_cut_answer(before)
+    )
+
+
+def message_item(
+    item_id: str, text: str, papers: dict[str, str], status: str = "completed"
+) -> dict[str, Any]:
+    """An assistant message item whose text carries its citation annotations."""
+    return {
+        "type": "message",
+        "id": item_id,
+        "role": "assistant",
+        "status": status,
+        "content": [{"type": "output_text", "text": text, "annotations": annotate(text, papers)}],
+    }
+
+
+def token_totals(steps: list[Step]) -> TokenUsage:
+    """The sums of what the LLM reported over every call of the run."""
+    prompt = completion = cached = total = reasoning = 0
+    for step in steps:
+        if isinstance(step, LLMStep):
+            prompt += step.usage.prompt_tokens
+            completion += step.usage.completion_tokens
+            cached += step.usage.cached_tokens
+            total += step.usage.total_tokens
+            reasoning += step.usage.reasoning_tokens
+    return TokenUsage(prompt, completion, cached, total, reasoning)
