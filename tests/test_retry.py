@@ -8,7 +8,8 @@ from email.utils import format_datetime
 import openai
 import pytest
 
-from researchdesk.agent.llm import LLMClient, LLMError, LLMRequest
+from researchdesk.agent.llm import LLMClient
+from researchdesk.agent.model import LLMError, LLMRequest
 from researchdesk.retry import GaveUp, RetryPolicy, Transient, server_delay
 from researchdesk.testing.router import FakeRouter, error, reply
 

@@ -1,58 +1,24 @@
-"""The LLM client: one chat-completions call with retries, and upstream errors as clear codes."""
+"""The `Model` over an OpenAI-compatible endpoint: one call with retries, errors as clear codes."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from functools import partial
 from typing import Any
 
 import openai
 
+from researchdesk.agent.model import LLMError, LLMReply, LLMRequest
 from researchdesk.agent.steps import TokenUsage, ToolCallRequest
 from researchdesk.retry import RETRYABLE_STATUSES, GaveUp, RetryPolicy, Transient
 
 logger = logging.getLogger(__name__)
 
 
-class LLMError(Exception):
-    """The LLM endpoint refused or failed the call for good: the run ends `failed` with `code`."""
-
-    def __init__(self, code: str, message: str, *, refused: bool = False) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.refused = refused
-        """The endpoint refused the call outright (4xx): no tokens were used or billed."""
-
-
-@dataclass(frozen=True)
-class LLMRequest:
-    """One chat-completions call."""
-
-    model: str
-    messages: list[dict[str, Any]]
-    tools: list[dict[str, Any]] | None
-    max_tokens: int
-    options: dict[str, Any]
-    """temperature, top_p, parallel_tool_calls, user, … as the request set them."""
-
-
-@dataclass(frozen=True)
-class LLMReply:
-    """What one call returned."""
-
-    content: str | None
-    tool_calls: tuple[ToolCallRequest, ...]
-    usage: TokenUsage
-    provider: str | None
-    finish_reason: str | None
-
-
 class LLMClient:
-    """Calls an OpenAI-compatible chat-completions endpoint through the official `openai` SDK."""
+    """The agent's `Model`: chat completions through the official `openai` SDK."""
 
     def __init__(self, client: openai.AsyncOpenAI, retry: RetryPolicy) -> None:
         self._client = client

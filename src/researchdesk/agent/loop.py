@@ -7,7 +7,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Protocol, assert_never
 
-from researchdesk.agent.llm import LLMClient, LLMError, LLMRequest
+from researchdesk.agent.model import LLMError, LLMRequest, Model
 from researchdesk.agent.prompts import (
     CONTINUE_NOTICE,
     FINAL_ANSWER_NOTICE,
@@ -73,9 +73,9 @@ class Budget(Protocol):
 
 
 class Agent:
-    """Runs one research request to an outcome over an LLM client and a set of tools."""
+    """Runs one research request to an outcome over a model and a set of tools."""
 
-    def __init__(self, llm: LLMClient, tools: Sequence[Tool]) -> None:
+    def __init__(self, llm: Model, tools: Sequence[Tool]) -> None:
         self._llm = llm
         self._tools = {tool.name: tool for tool in tools}
         self._tool_specs = [openai_tool_spec(tool) for tool in tools]

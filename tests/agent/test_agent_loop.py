@@ -1,0 +1,181 @@
+"""`Agent.run` in-process: a scripted model, tools, a memory journal and budget."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from researchdesk.agent.loop import Agent
+from researchdesk.agent.model import LLMError, LLMRequest
+from researchdesk.agent.state import Completed, Failed, Incomplete, RunSpec
+from researchdesk.agent.steps import LLMStep, NoteStep, Step, ToolStep
+from researchdesk.testing.scripted import ScriptedModel, UnexpectedCall, answers, calls_tool
+from researchdesk.tools.base import PaperRef, ToolResult
+
+CITED = "See [Capacity](https://huggingface.co/papers/2501.01234)."
+
+
+def make_spec(**overrides: Any) -> RunSpec:
+    values: dict[str, Any] = {
+        "model": "org/model:provider",
+        "system": {"role": "system", "content": "s"},
+        "history": [],
+        "input": [{"role": "user", "content": "q"}],
+        "max_turns": 6,
+        "max_tool_calls": None,
+        "max_output_tokens": 100,
+        "final_answer_tokens": 400,
+        "tools_enabled": True,
+        "tool_concurrency": 4,
+    }
+    values.update(overrides)
+    return RunSpec(**values)
+
+
+@dataclass
+class Papers:
+    """A tool whose calls take `delays[query]` seconds and return that paper."""
+
+    delays: dict[str, float] = field(default_factory=dict)
+    crash: bool = False
+    name: str = "hf_papers"
+    description: str = "papers"
+    ran: list[str] = field(default_factory=list)
+
+    def parameters_schema(self) -> dict[str, Any]:
+        return {"type": "object", "properties": {"query": {"type": "string"}}}
+
+    async def run(self, arguments: str) -> ToolResult:
+        query = json.loads(arguments)["query"]
+        self.ran.append(query)
+        await asyncio.sleep(self.delays.get(query, 0))
+        if self.crash:
+            raise RuntimeError("boom")
+        return ToolResult(f"paper about {query}", (PaperRef("2501.01234", "Capacity"),))
+
+
+@dataclass
+class MemoryJournal:
+    steps: list[Step] = field(default_factory=list)
+
+    async def record(self, step: Step) -> None:
+        self.steps.append(step)
+
+
+@dataclass
+class OpenBudget:
+    """Allows every call (or none, once `exhausted`) and counts refunds."""
+
+    exhausted: bool = False
+    refunds: int = 0
+    allowed: list[tuple[int, bool]] = field(default_factory=list)
+
+    async def allow(self, *, prompt_bound: int, desired_tokens: int, research: bool) -> int | None:
+        self.allowed.append((desired_tokens, research))
+        return None if self.exhausted else desired_tokens
+
+    async def refund(self) -> None:
+        self.refunds += 1
+
+    async def output_allowance(self, *, prompt_bound: int) -> int | None:
+        return None
+
+
+async def test_a_run_calls_tools_then_answers() -> None:
+    model = ScriptedModel(calls_tool(("hf_papers", {"query": "moe"})), answers(CITED))
+    tool, journal = Papers(), MemoryJournal()
+    outcome = await Agent(model, [tool]).run(make_spec(), [], journal, OpenBudget())
+    assert outcome == Completed()
+    model.assert_consumed()
+    assert [type(step) for step in journal.steps] == [LLMStep, ToolStep, LLMStep]
+    assert tool.ran == ["moe"]
+    second = model.requests[1]
+    assert second.messages[-1] == {
+        "role": "tool",
+        "tool_call_id": "call_0",
+        "content": "paper about moe",
+    }
+    assert second.tools is not None
+    assert second.model == "org/model:provider"
+
+
+async def test_tool_results_are_journaled_in_call_order_whatever_finishes_first() -> None:
+    model = ScriptedModel(
+        calls_tool(("hf_papers", {"query": "slow"}), ("hf_papers", {"query": "fast"})),
+        answers(CITED),
+    )
+    tool, journal = Papers(delays={"slow": 0.2}), MemoryJournal()
+    assert await Agent(model, [tool]).run(make_spec(), [], journal, OpenBudget()) == Completed()
+    assert tool.ran == ["slow", "fast"]  # both started before either finished
+    outputs = [step.output for step in journal.steps if isinstance(step, ToolStep)]
+    assert outputs == ["paper about slow", "paper about fast"]
+
+
+async def test_a_resumed_run_does_not_ask_the_model_again() -> None:
+    first = ScriptedModel(calls_tool(("hf_papers", {"query": "moe"})), answers(CITED))
+    journal = MemoryJournal()
+    await Agent(first, [Papers()]).run(make_spec(), [], journal, OpenBudget())
+    replayed = journal.steps[:2]  # the worker died before the answer was journaled
+    again = ScriptedModel(answers(CITED))
+    tool = Papers()
+    outcome = await Agent(again, [tool]).run(make_spec(), replayed, MemoryJournal(), OpenBudget())
+    assert outcome == Completed()
+    assert tool.ran == []
+    again.assert_consumed()
+
+
+async def test_an_upstream_error_fails_the_run_and_a_refusal_is_refunded() -> None:
+    refused = LLMError("upstream_payment_required", "pay", refused=True)
+    budget = OpenBudget()
+    outcome = await Agent(ScriptedModel(refused), [Papers()]).run(
+        make_spec(), [], MemoryJournal(), budget
+    )
+    assert outcome == Failed("upstream_payment_required", "pay")
+    assert budget.refunds == 1
+    timeout = LLMError("upstream_timeout", "slow")
+    budget = OpenBudget()
+    outcome = await Agent(ScriptedModel(timeout), [Papers()]).run(
+        make_spec(), [], MemoryJournal(), budget
+    )
+    assert outcome == Failed("upstream_timeout", "slow")
+    assert budget.refunds == 0  # the call may have been billed
+
+
+async def test_a_crashing_tool_fails_the_run_with_the_error_recorded() -> None:
+    model = ScriptedModel(calls_tool(("hf_papers", {"query": "moe"})))
+    outcome = await Agent(model, [Papers(crash=True)]).run(
+        make_spec(), [], MemoryJournal(), OpenBudget()
+    )
+    assert isinstance(outcome, Failed)
+    assert outcome.code == "tool_error"
+    assert "boom" in outcome.message
+
+
+async def test_no_money_for_any_call_ends_incomplete() -> None:
+    budget = OpenBudget(exhausted=True)
+    outcome = await Agent(ScriptedModel(), [Papers()]).run(make_spec(), [], MemoryJournal(), budget)
+    assert outcome == Incomplete("max_cost_usd")
+    assert budget.allowed == [(100, True), (400, False)]  # research first, then a final answer
+
+
+async def test_an_uncited_paper_is_corrected_once() -> None:
+    draft = "See https://huggingface.co/papers/2312.04567."
+
+    def corrected(request: LLMRequest) -> Any:
+        assert "2312.04567" in request.messages[-1]["content"]
+        return answers(CITED)
+
+    model = ScriptedModel(calls_tool(("hf_papers", {"query": "moe"})), answers(draft), corrected)
+    journal = MemoryJournal()
+    assert await Agent(model, [Papers()]).run(make_spec(), [], journal, OpenBudget()) == Completed()
+    assert [type(step) for step in journal.steps][-2:] == [NoteStep, LLMStep]
+
+
+async def test_the_scripted_model_fails_on_an_unexpected_call() -> None:
+    model = ScriptedModel(calls_tool(("hf_papers", {"query": "moe"})))
+    with pytest.raises(UnexpectedCall):
+        await Agent(model, [Papers()]).run(make_spec(), [], MemoryJournal(), OpenBudget())
