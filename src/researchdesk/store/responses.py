@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, select, tuple_
+from sqlalchemy import ColumnElement, delete, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from researchdesk.errors import Conflict, InvalidRequest, NotFound
@@ -105,7 +105,9 @@ async def list_responses(
     if filters.status is not None:
         conditions.append(ResponseRow.status == filters.status)
     if filters.model is not None:
-        conditions.append(ResponseRow.model == filters.model)
+        # A run pinned to a provider at the door keeps the id it was asked for in its params.
+        requested = ResponseRow.params["requested_model"].as_string()
+        conditions.append(or_(ResponseRow.model == filters.model, requested == filters.model))
     if filters.created_after is not None:
         conditions.append(ResponseRow.created_at >= filters.created_after)
     if filters.created_before is not None:

@@ -96,14 +96,16 @@ class RunBudget:
             return row.max_cost_micros, row.max_cost_micros - spent
 
     async def _reserve(self, amount: int, max_tokens: int) -> int | None:
+        # The ledger keeps the model and its provider apart (`GET /v1/usage` groups by both).
+        ref = (await self._prices.get()).resolve(self._model)
         async with self._sessions() as session, session.begin():
             index = await ledger.reserve(
                 session,
                 self._claim.response_id,
                 self._claim.attempt,
                 amount_micros=amount,
-                model=self._model,
-                provider=ModelRef.parse(self._model).provider,
+                model=ref.model,
+                provider=ref.provider,
             )
         if index is None:
             return None
