@@ -183,9 +183,11 @@ def test_allowing_unpriced_models_still_pins_priceable_ones(
     assert qwen["usage"]["total_usd"] > 0
 
 
-def test_a_resumed_run_keeps_its_pin_when_the_catalog_changes(
-    make_settings: Any, sqlite_url: str, router: FakeRouter
-) -> None:
+def resume_under_new_prices(
+    make_settings: Any, sqlite_url: str, router: FakeRouter, novita_pricing: dict[str, float] | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Start a run of the routed model, stop the service mid-call, give novita `novita_pricing`
+    (None: no price), and restart: the resumed run and a fresh run made afterwards."""
     held = threading.Event()
     router.script(tool_calls(SEARCH), tool_calls(READ, gate=held))
     settings: Settings = make_settings(sqlite_url)
@@ -197,11 +199,12 @@ def test_a_resumed_run_keeps_its_pin_when_the_catalog_changes(
         # Shutdown aborts the in-flight call and gives the run back, to be resumed.
         first.stop()
     held.set()
-    # novita is now the dearest: a new run would be pinned elsewhere, this one must not move.
     models = copy.deepcopy(DEFAULT_MODELS)
     routed = next(model for model in models if model["id"] == ROUTED_MODEL)
     novita = next(entry for entry in routed["providers"] if entry["provider"] == "novita")
-    novita["pricing"] = {"input": 2.0, "output": 6.0}
+    novita.pop("pricing")
+    if novita_pricing is not None:
+        novita["pricing"] = novita_pricing
     router.models = models
     router.script(tool_calls(READ), reply("Final."), reply("fresh"))
     second = ThreadedServer(create_app(settings), lifespan=True)
@@ -217,9 +220,39 @@ def test_a_resumed_run_keeps_its_pin_when_the_catalog_changes(
     assert body["model"] == pinned
     models_sent = [request["model"] for request in router.chat_requests()]
     assert models_sent[:4] == [pinned] * 4
+    # A new run is pinned elsewhere now; the resumed one did not move.
     assert fresh["model"] == models_sent[4] == f"{ROUTED_MODEL}:fireworks-ai"
+    return body, fresh
+
+
+def test_a_resumed_run_keeps_its_pin_when_the_catalog_changes(
+    make_settings: Any, sqlite_url: str, router: FakeRouter
+) -> None:
+    body, _ = resume_under_new_prices(
+        make_settings, sqlite_url, router, {"input": 2.0, "output": 6.0}
+    )
     # The resumed calls are charged at novita's new price, which the reservations used too.
-    rows = [row for row in ledger_rows(sqlite_url) if row.response_id == rid]
+    rows = [row for row in ledger_rows(sqlite_url) if row.response_id == body["id"]]
+    # The call the shutdown aborted keeps its reservation (it may have been billed).
+    assert [row.counted for row in rows] == ["catalog", "reservation", "catalog", "catalog"]
     assert {row.provider for row in rows} == {"novita"}
     assert all(row.reserved_micros >= row.amount_micros for row in rows)
+    assert Decimal(str(body["usage"]["total_usd"])) <= Decimal("0.5")
+
+
+def test_a_resumed_run_whose_provider_lost_its_price_reserves_at_the_door_price(
+    make_settings: Any, sqlite_url: str, router: FakeRouter
+) -> None:
+    body, _ = resume_under_new_prices(make_settings, sqlite_url, router, None)
+    rows = [row for row in ledger_rows(sqlite_url) if row.response_id == body["id"]]
+    # The first call was settled before the stop, at the catalog's price; the second was
+    # aborted by the shutdown and keeps its reservation.
+    assert [row.counted for row in rows[:2]] == ["catalog", "reservation"]
+    resumed = rows[2:]
+    assert len(resumed) == 2
+    # Reserved at the price the run was accepted at (never 0), and charged the reservation,
+    # since the price of what novita billed is unknown now.
+    assert all(row.reserved_micros > 0 for row in resumed)
+    assert {row.counted for row in resumed} == {"reservation"}
+    assert all(row.amount_micros == row.reserved_micros for row in resumed)
     assert Decimal(str(body["usage"]["total_usd"])) <= Decimal("0.5")

@@ -268,3 +268,17 @@ def test_offers_keep_defaults_for_listings_without_the_new_fields() -> None:
     assert ProviderOffer("p", "live", None) == ProviderOffer(
         "p", "live", None, supports_tools=None, throughput=None, first_token_latency_ms=None
     )
+
+
+def test_a_route_price_is_kept_with_the_run_exactly() -> None:
+    for price in (_p("0.27", "1.0"), _p("0.1", "0.3", "0.025"), _p("0", "0")):
+        kept = json.loads(json.dumps(price.to_json()))
+        assert Price.from_json(kept) == price
+    for junk in (
+        None,
+        "0.1",
+        {"input": "0.1"},
+        {"input": "x", "output": "1"},
+        {"input": "-1", "output": "1"},
+    ):
+        assert Price.from_json(junk) is None

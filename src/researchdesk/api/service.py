@@ -21,16 +21,19 @@ from researchdesk.pricing.guard import (
     reservation_micros,
 )
 from researchdesk.pricing.models import InvalidModelId, Price
-from researchdesk.pricing.routing import Route, Unroutable, choose_route
+from researchdesk.pricing.routing import (
+    PRICE_PARAM,
+    REQUESTED_MODEL_PARAM,
+    Route,
+    Unroutable,
+    choose_route,
+)
 from researchdesk.status import Status
 from researchdesk.store import idempotency as idempotency_keys
 from researchdesk.store import ledger
 from researchdesk.store import responses as store
 from researchdesk.store.models import IdempotencyRow, ResponseRow
 from researchdesk.store.steps import load_steps
-
-REQUESTED_MODEL = "requested_model"
-"""The `params` key of the model id a request named, when the run was pinned to another."""
 
 # Request fields kept with the run and applied by the worker.
 _RUN_PARAMS = (
@@ -122,9 +125,11 @@ async def _new_row(
     else:
         model = route.model
         _check_affordable(route.price, usd_to_micros(max_cost), request)
+        # The worker falls back to it should the catalog stop pricing the pinned provider.
+        params[PRICE_PARAM] = route.price.to_json()
     if model != requested:
         # The list filter `?model=` finds a run by the id it was asked for as well.
-        params[REQUESTED_MODEL] = requested
+        params[REQUESTED_MODEL_PARAM] = requested
     return store.new_response(
         model=model,
         max_cost_micros=usd_to_micros(max_cost),

@@ -89,6 +89,30 @@ class Price:
             if not value.is_finite() or value < 0:
                 raise ValueError(f"Price.{name} must be a finite, non-negative amount")
 
+    def to_json(self) -> dict[str, str | None]:
+        """The price as exact decimal strings, to keep with a run."""
+        cached = self.cached_input_per_m
+        return {
+            "input": str(self.input_per_m),
+            "output": str(self.output_per_m),
+            "cached_input": None if cached is None else str(cached),
+        }
+
+    @classmethod
+    def from_json(cls, raw: object) -> Price | None:
+        """The price `to_json` kept; None when `raw` is not one."""
+        if not isinstance(raw, dict):
+            return None
+        try:
+            cached = raw.get("cached_input")
+            return cls(
+                Decimal(raw["input"]),
+                Decimal(raw["output"]),
+                None if cached is None else Decimal(cached),
+            )
+        except (KeyError, TypeError, ValueError, ArithmeticError):
+            return None
+
     @property
     def effective_cached_input_per_m(self) -> Decimal:
         """The rate charged for a cached prompt token: the cache price, else the input price."""

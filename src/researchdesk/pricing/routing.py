@@ -34,7 +34,9 @@ from researchdesk.pricing.catalog import PriceCatalog, ProviderOffer
 from researchdesk.pricing.models import ModelRef, Price, RoutingPolicy
 
 __all__ = [
+    "PRICE_PARAM",
     "PROMPT_TOKENS_PER_COMPLETION_TOKEN",
+    "REQUESTED_MODEL_PARAM",
     "Route",
     "Unroutable",
     "call_measure",
@@ -44,6 +46,12 @@ __all__ = [
 PROMPT_TOKENS_PER_COMPLETION_TOKEN = 10
 """The prompt-to-completion token ratio `:cheapest` compares prices at (research calls re-send
 the conversation: thousands of prompt tokens for a few hundred completion tokens)."""
+
+PRICE_PARAM = "price"
+"""The key of a run's `params` keeping the price the door accepted it at (`Price.to_json`)."""
+
+REQUESTED_MODEL_PARAM = "requested_model"
+"""The key of a run's `params` keeping the model id the request named, when it was pinned."""
 
 PRICING_FILE_HINT = "ask the operator to price it in RESEARCHDESK_PRICING_FILE"
 

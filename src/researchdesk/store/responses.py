@@ -105,7 +105,8 @@ async def list_responses(
     if filters.status is not None:
         conditions.append(ResponseRow.status == filters.status)
     if filters.model is not None:
-        # A run pinned to a provider at the door keeps the id it was asked for in its params.
+        # A run pinned to a provider at the door keeps the id it was asked for in its params
+        # (`pricing.routing.REQUESTED_MODEL_PARAM`).
         requested = ResponseRow.params["requested_model"].as_string()
         conditions.append(or_(ResponseRow.model == filters.model, requested == filters.model))
     if filters.created_after is not None:
