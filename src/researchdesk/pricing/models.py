@@ -3,7 +3,8 @@
 A router model id names a model and, optionally after the last `:`, either the provider that
 must serve it (`moonshotai/Kimi-K2.6:novita`) or a routing policy (`:fastest`, `:cheapest`,
 `:preferred`). A policy is not a provider: the router still picks one, so a policy says
-nothing about the price that will be charged.
+nothing about the price that will be charged; the service therefore resolves it to a provider
+itself, at the door (`pricing.routing`).
 """
 
 from __future__ import annotations
