@@ -119,13 +119,18 @@ def test_unpriced_models_are_refused_at_the_door(service: httpx.Client) -> None:
     refused = service.post("/v1/responses", json={"model": "zai-org/GLM-4.6", "input": "q"})
     assert refused.status_code == 400
     assert refused.json()["error"]["code"] == "model_price_unknown"
-    # A live unpriced provider makes the unpinned model unpriceable; pinning a priced one works.
+    # A live unpriced provider no longer refuses the bare id: the service pins a priced one.
     qwen = "Qwen/Qwen3-235B-A22B-Instruct-2507"
-    assert service.post("/v1/responses", json={"model": qwen, "input": "q"}).status_code == 400
+    unpinned = service.post("/v1/responses", json={"model": qwen, "input": "q", "background": True})
+    assert unpinned.status_code == 200
+    assert unpinned.json()["model"] == f"{qwen}:novita"
     pinned = service.post(
         "/v1/responses", json={"model": f"{qwen}:novita", "input": "q", "background": True}
     )
     assert pinned.status_code == 200
+    refused = service.post("/v1/responses", json={"model": f"{qwen}:featherless-ai", "input": "q"})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "model_price_unknown"
 
 
 def test_operator_may_allow_unpriced_runs_which_are_not_reported_free(
@@ -166,13 +171,13 @@ def test_a_local_model_priced_by_the_operator_file(
 
 
 def run_never_stopping(
-    service: httpx.Client, router: FakeRouter, research: Step, final: Step
+    service: httpx.Client, router: FakeRouter, research: Step, final: Step, model: str = KIMI
 ) -> dict[str, Any]:
     """A $0.05 run of a model that researches whenever it may: the finished response."""
     router.set_handler(lambda request: research if request.get("tools") else final)
     created = service.post(
         "/v1/responses",
-        json={"model": KIMI, "input": "q", "background": True, "max_cost_usd": 0.05},
+        json={"model": model, "input": "q", "background": True, "max_cost_usd": 0.05},
     ).json()
     return wait_for(service, created["id"])
 
@@ -196,12 +201,12 @@ def test_the_budget_cuts_research_short_and_keeps_a_final_answer(
 def test_a_budget_too_small_to_research_the_input_is_refused_with_its_minimum(
     service: httpx.Client,
 ) -> None:
-    request = {"model": KIMI, "input": "x" * 20_000, "background": True}
+    request = {"model": f"{KIMI}:together", "input": "x" * 20_000, "background": True}
     refused = service.post("/v1/responses", json={**request, "max_cost_usd": 0.05})
     assert refused.status_code == 400
     error = refused.json()["error"]
     assert (error["code"], error["param"]) == ("max_cost_too_low", "max_cost_usd")
-    # Every call re-sends the input: at together, the dearest live provider, a short call costs
+    # Every call re-sends the input: at together, the dearer live provider, a short call costs
     # (20000 + 4096) × $1/M + 64 × $3/M = 0.024288 USD, at most 15% of the budget.
     least = re.search(r"at least ([0-9.]+) USD", error["message"])
     assert least is not None
@@ -216,7 +221,8 @@ def test_tool_output_is_cut_to_keep_the_conversation_within_its_share(
     service: httpx.Client, router: FakeRouter
 ) -> None:
     research = tool_calls(READ, usage=Usage(5_000, 20))
-    body = run_never_stopping(service, router, research, reply("Final.", usage=Usage(5_500, 400)))
+    final = reply("Final.", usage=Usage(5_500, 400))
+    body = run_never_stopping(service, router, research, final, model=f"{KIMI}:together")
     assert body["status"] == "incomplete"
     assert body["usage"]["total_usd"] <= 0.05
     # A short call may cost 15% of 0.05 USD: 7308 prompt tokens at $1/M (and 64 at $3/M). The

@@ -16,6 +16,7 @@ from openai.types.chat import ChatCompletionMessageFunctionToolCall as FunctionT
 
 from researchdesk.testing.router import (
     DEFAULT_MODELS,
+    ROUTED_MODEL,
     Billed,
     FakeRouter,
     Step,
@@ -329,4 +330,38 @@ def test_api_key_is_enforced() -> None:
         assert httpx.get(f"{router.url}/models").status_code == 401
 
     assert answer.choices[0].message.content == "welcome"
+    router.assert_script_consumed()
+
+
+def test_the_router_picks_providers_for_bare_and_policy_ids_as_the_real_one(
+    router: FakeRouter, client: openai.OpenAI
+) -> None:
+    served: dict[str, str] = {}
+    for suffix in ("", ":cheapest", ":fastest", ":preferred", ":nscale"):
+        router.script(reply("ok"))
+        raw = client.chat.completions.with_raw_response.create(
+            model=f"{ROUTED_MODEL}{suffix}", messages=MESSAGES
+        )
+        served[suffix] = raw.headers["x-inference-provider"]
+    # Bare and :preferred: the first live provider listed, which publishes no price; :cheapest
+    # the lowest output price and :fastest the highest throughput among live ones, both
+    # hyperbolic, which has no tool calls: why the service pins its own choice.
+    assert served == {
+        "": "featherless-ai",
+        ":cheapest": "hyperbolic",
+        ":fastest": "hyperbolic",
+        ":preferred": "featherless-ai",
+        ":nscale": "nscale",
+    }
+    assert [b.provider for b in router.billed] == list(served.values())
+    router.script(reply("ok"), reply("ok"))
+    unknown = client.chat.completions.with_raw_response.create(model="org/else", messages=MESSAGES)
+    qwen = client.chat.completions.with_raw_response.create(
+        model="Qwen/Qwen3-235B-A22B-Instruct-2507:cheapest", messages=MESSAGES
+    )
+    assert unknown.headers["x-inference-provider"] == "novita"
+    assert qwen.headers["x-inference-provider"] == "novita"  # the unpriced one sorts last
+    routed = next(m for m in DEFAULT_MODELS if m["id"] == ROUTED_MODEL)
+    nscale = next(p for p in routed["providers"] if p["provider"] == "nscale")
+    assert "supports_tools" not in nscale
     router.assert_script_consumed()

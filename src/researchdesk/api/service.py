@@ -20,7 +20,14 @@ from researchdesk.pricing.guard import (
     least_budget_micros,
     reservation_micros,
 )
-from researchdesk.pricing.models import Price
+from researchdesk.pricing.models import InvalidModelId, Price
+from researchdesk.pricing.routing import (
+    PRICE_PARAM,
+    REQUESTED_MODEL_PARAM,
+    Route,
+    Unroutable,
+    choose_route,
+)
 from researchdesk.status import Status
 from researchdesk.store import idempotency as idempotency_keys
 from researchdesk.store import ledger
@@ -107,15 +114,22 @@ async def _new_row(
         previous = await store.previous_for(session, request.previous_response_id, owner)
         session_id = previous.session_id
     max_cost = request.max_cost_usd or settings.default_max_cost_usd
-    model = request.model or settings.default_model
+    requested = request.model or settings.default_model
     params: dict[str, Any] = {
         name: getattr(request, name) for name in _RUN_PARAMS if getattr(request, name) is not None
     }
-    worst = await _worst_price(state, model)
-    if worst is None:
+    route = await _route(state, requested, needs_tools=request.tool_choice != "none")
+    if route is None:
+        model = requested
         params["unpriced"] = True
     else:
-        _check_affordable(worst, usd_to_micros(max_cost), request)
+        model = route.model
+        _check_affordable(route.price, usd_to_micros(max_cost), request)
+        # The worker falls back to it should the catalog stop pricing the pinned provider.
+        params[PRICE_PARAM] = route.price.to_json()
+    if model != requested:
+        # The list filter `?model=` finds a run by the id it was asked for as well.
+        params[REQUESTED_MODEL_PARAM] = requested
     return store.new_response(
         model=model,
         max_cost_micros=usd_to_micros(max_cost),
@@ -132,19 +146,23 @@ async def _new_row(
     )
 
 
-async def _worst_price(state: AppState, model: str) -> Price | None:
-    """The model's worst-case price; refuse an unknown one unless unpriced runs are allowed."""
+async def _route(state: AppState, model: str, *, needs_tools: bool) -> Route | None:
+    """The provider the run is pinned to and its price (see `pricing.routing`).
+
+    None for a model no provider of which can be priced, when the operator allows unpriced
+    runs; otherwise such a model is refused with the reason and the ids that would work.
+    """
     catalog = await state.prices.get()
-    worst = catalog.worst_case(model)
-    if worst is not None or state.settings.allow_unpriced_models:
-        return worst
-    raise InvalidRequest(
-        f"The price of model '{model}' is unknown (no live provider with a published price), so "
-        "its cost cannot be capped. Pin a priced provider with ':provider', or ask the operator "
-        "to price it in RESEARCHDESK_PRICING_FILE.",
-        param="model",
-        code="model_price_unknown",
-    )
+    try:
+        return choose_route(catalog, model, needs_tools=needs_tools)
+    except InvalidModelId as exc:
+        raise InvalidRequest(
+            f"Invalid model '{model}': {exc}.", param="model", code="invalid_value"
+        ) from exc
+    except Unroutable as exc:
+        if state.settings.allow_unpriced_models:
+            return None
+        raise InvalidRequest(exc.message, param="model", code=exc.code) from exc
 
 
 def _check_affordable(worst: Price, budget_micros: int, request: CreateResponseRequest) -> None:

@@ -34,6 +34,13 @@ from researchdesk.pricing.overrides import (
     load_overrides,
     parse_overrides,
 )
+from researchdesk.pricing.routing import (
+    PROMPT_TOKENS_PER_COMPLETION_TOKEN,
+    Route,
+    Unroutable,
+    call_measure,
+    choose_route,
+)
 from researchdesk.pricing.source import (
     CatalogFetchError,
     CatalogSource,
@@ -44,6 +51,7 @@ from researchdesk.pricing.source import (
 __all__ = [
     "CONVERSATION_SHARE",
     "MICROS_PER_USD",
+    "PROMPT_TOKENS_PER_COMPLETION_TOKEN",
     "CallPlan",
     "CatalogFetchError",
     "CatalogOrigin",
@@ -55,8 +63,12 @@ __all__ = [
     "PriceOverride",
     "PricingFileError",
     "ProviderOffer",
+    "Route",
     "RoutingPolicy",
+    "Unroutable",
     "call_cost_micros",
+    "call_measure",
+    "choose_route",
     "conversation_limit",
     "format_usd",
     "least_budget_micros",

@@ -15,7 +15,7 @@ entry never hides the rest of the catalog.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
@@ -35,11 +35,19 @@ class CatalogOrigin(StrEnum):
 
 @dataclass(frozen=True)
 class ProviderOffer:
-    """One provider's listing for a model in the router catalog."""
+    """One provider's listing for a model in the router catalog.
+
+    `supports_tools` is None when the listing does not say. `throughput` (tokens per second,
+    higher is faster) and `first_token_latency_ms` (lower is faster) are read when a listing
+    publishes them; the router's listing is not documented to, so both are usually None.
+    """
 
     provider: str
     status: str | None
     price: Price | None
+    supports_tools: bool | None = None
+    throughput: Decimal | None = None
+    first_token_latency_ms: Decimal | None = None
 
     @property
     def may_serve(self) -> bool:
@@ -85,10 +93,14 @@ def _parse_offer(raw: object) -> ProviderOffer | None:
     if not isinstance(name, str) or not name.strip():
         return None
     status = raw.get("status")
+    tools = raw.get("supports_tools")
     return ProviderOffer(
         provider=name.strip().casefold(),
         status=status.strip().casefold() if isinstance(status, str) else None,
         price=_parse_price(raw.get("pricing")),
+        supports_tools=tools if isinstance(tools, bool) else None,
+        throughput=_amount(raw.get("throughput")),
+        first_token_latency_ms=_amount(raw.get("first_token_latency_ms")),
     )
 
 
@@ -187,6 +199,24 @@ class PriceCatalog:
         if served is None:
             return self._model_overrides.get(key)
         return self._provider_price(key, served)
+
+    def providers(self, model_id: str) -> tuple[ProviderOffer, ...]:
+        """Every provider known for `model_id`, each with the price a call there is charged.
+
+        The router's listing comes first, in its order, with the operator's entries applied to
+        each price; then the providers only the operator's file names (no status, no
+        capabilities known). A `:provider` suffix on `model_id` is ignored.
+        """
+        key = self.resolve(model_id).model.casefold()
+        listed = self._offers.get(key, {})
+        known = [
+            replace(offer, price=self._provider_price(key, offer.provider))
+            for offer in listed.values()
+        ]
+        for provider, price in self._provider_overrides.get(key, {}).items():
+            if provider not in listed:
+                known.append(ProviderOffer(provider=provider, status=None, price=price))
+        return tuple(known)
 
     def worst_case(self, model_id: str) -> Price | None:
         """The highest price a call to `model_id` may be charged before we know who serves it.

@@ -3,7 +3,8 @@
 A router model id names a model and, optionally after the last `:`, either the provider that
 must serve it (`moonshotai/Kimi-K2.6:novita`) or a routing policy (`:fastest`, `:cheapest`,
 `:preferred`). A policy is not a provider: the router still picks one, so a policy says
-nothing about the price that will be charged.
+nothing about the price that will be charged; the service therefore resolves it to a provider
+itself, at the door (`pricing.routing`).
 """
 
 from __future__ import annotations
@@ -88,6 +89,30 @@ class Price:
                 raise TypeError(f"Price.{name} must be a Decimal, not {type(value).__name__}")
             if not value.is_finite() or value < 0:
                 raise ValueError(f"Price.{name} must be a finite, non-negative amount")
+
+    def to_json(self) -> dict[str, str | None]:
+        """The price as exact decimal strings, to keep with a run."""
+        cached = self.cached_input_per_m
+        return {
+            "input": str(self.input_per_m),
+            "output": str(self.output_per_m),
+            "cached_input": None if cached is None else str(cached),
+        }
+
+    @classmethod
+    def from_json(cls, raw: object) -> Price | None:
+        """The price `to_json` kept; None when `raw` is not one."""
+        if not isinstance(raw, dict):
+            return None
+        try:
+            cached = raw.get("cached_input")
+            return cls(
+                Decimal(raw["input"]),
+                Decimal(raw["output"]),
+                None if cached is None else Decimal(cached),
+            )
+        except (KeyError, TypeError, ValueError, ArithmeticError):
+            return None
 
     @property
     def effective_cached_input_per_m(self) -> Decimal:

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, select, tuple_
+from sqlalchemy import ColumnElement, delete, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from researchdesk.errors import Conflict, InvalidRequest, NotFound
@@ -110,7 +110,10 @@ async def list_responses(
     if filters.status is not None:
         conditions.append(ResponseRow.status == filters.status)
     if filters.model is not None:
-        conditions.append(ResponseRow.model == filters.model)
+        # A run pinned to a provider at the door keeps the id it was asked for in its params
+        # (`pricing.routing.REQUESTED_MODEL_PARAM`).
+        requested = ResponseRow.params["requested_model"].as_string()
+        conditions.append(or_(ResponseRow.model == filters.model, requested == filters.model))
     if filters.slug is not None:
         conditions.append(ResponseRow.slug == filters.slug)
     if filters.created_after is not None:

@@ -55,11 +55,28 @@ DEFAULT_ERRORS = {
 }
 
 
-def _provider(name: str, context: int, price: tuple[float, float] | None, status: str) -> Json:
+def _provider(
+    name: str,
+    context: int,
+    price: tuple[float, float] | None,
+    status: str,
+    *,
+    tools: bool | None = True,
+    speed: tuple[float, float] | None = None,
+) -> Json:
+    """A `providers[]` entry; `tools` None leaves `supports_tools` out, as some listings do.
+
+    `speed` is (throughput in tokens/s, first-token latency in ms), which the real listing is
+    not documented to carry; the fake publishes it for one model to exercise `:fastest`.
+    """
     entry: Json = {"provider": name, "status": status, "context_length": context}
     if price is not None:
         entry["pricing"] = {"input": price[0], "output": price[1]}
-    return entry | {"supports_tools": True, "supports_structured_output": True}
+    if tools is not None:
+        entry["supports_tools"] = tools
+    if speed is not None:
+        entry["throughput"], entry["first_token_latency_ms"] = speed
+    return entry | {"supports_structured_output": True}
 
 
 def _model(model_id: str, *providers: Json) -> Json:
@@ -72,6 +89,9 @@ def _model(model_id: str, *providers: Json) -> Json:
         "providers": list(providers),
     }
 
+
+ROUTED_MODEL = "deepseek-ai/DeepSeek-V3.2"
+"""The model whose listing exercises provider choice: see its entry in DEFAULT_MODELS."""
 
 DEFAULT_MODELS: list[Json] = [
     # Two live providers at different prices (worst case: together), one unpriced but down.
@@ -89,6 +109,20 @@ DEFAULT_MODELS: list[Json] = [
     ),
     # No provider publishes a price: this model cannot be priced at all.
     _model("zai-org/GLM-4.6", _provider("featherless-ai", 131_072, None, "live")),
+    # The router's own choice for the bare id is its first live provider, which has no price;
+    # `:cheapest` (lowest output price) is hyperbolic, which has no tool calls; `:fastest` too.
+    # Priced, live and with tools: novita (cheap, slow) and fireworks-ai (dear, fast); nscale is
+    # cheaper than novita but does not say whether it supports tools; together is the cheapest,
+    # and down.
+    _model(
+        ROUTED_MODEL,
+        _provider("featherless-ai", 131_072, None, "live", speed=(60, 500)),
+        _provider("novita", 163_840, (0.27, 1.0), "live", speed=(30, 900)),
+        _provider("fireworks-ai", 163_840, (0.56, 1.68), "live", speed=(120, 300)),
+        _provider("hyperbolic", 131_072, (0.2, 0.5), "live", tools=False, speed=(300, 200)),
+        _provider("nscale", 131_072, (0.25, 0.9), "live", tools=None),
+        _provider("together", 163_840, (0.1, 0.1), "error", speed=(500, 100)),
+    ),
 ]
 
 
@@ -381,11 +415,33 @@ class FakeRouter:
                 reasoning = min(reasoning, limit)
             usage = replace(usage, completion_tokens=limit, reasoning_tokens=reasoning)
             calls, finish = [], "length"
-        provider = step.provider or _pinned_provider(body["model"]) or DEFAULT_PROVIDER
+        provider = step.provider or self._route(body["model"])
         return _Completion(body["model"], provider, text, calls, finish, usage)
 
     def _call_id(self, index: int, name: str) -> str:
         return f"functions.{name}:{index}" if self.per_turn_call_ids else f"call_{next(self._ids)}"
+
+    def _route(self, model_id: str) -> str:
+        """The provider the router picks for `model_id`, as the real one does.
+
+        A `:provider` suffix is obeyed. Otherwise among the model's live providers: `:cheapest`
+        takes the lowest output price (unpriced ones last), `:fastest` the highest `throughput`;
+        no suffix and `:preferred` take the first listed (an account without a preference order).
+        A model the listing does not have, or has no live provider of, goes to "novita".
+        """
+        pinned = _pinned_provider(model_id)
+        if pinned is not None:
+            return pinned
+        name, _, policy = model_id.partition(":")
+        entry = next((m for m in self.models if str(m.get("id")).lower() == name.lower()), None)
+        live = [p for p in (entry or {}).get("providers", []) if p.get("status") == "live"]
+        if not live:
+            return DEFAULT_PROVIDER
+        if policy == "cheapest":
+            live.sort(key=lambda p: p["pricing"]["output"] if "pricing" in p else math.inf)
+        elif policy == "fastest":
+            live.sort(key=lambda p: -p.get("throughput", 0))
+        return str(live[0]["provider"])
 
 
 def _estimated_usage(body: Json, output: str) -> Usage:

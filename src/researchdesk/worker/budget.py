@@ -42,19 +42,22 @@ class RunBudget:
         model: str,
         prices: CatalogSource,
         settings: Settings,
+        *,
+        door_price: Price | None = None,
     ) -> None:
         self._sessions = sessions
         self._claim = claim
         self._model = model
         self._prices = prices
         self._settings = settings
+        self._door_price = door_price
+        """The price the run was accepted at, used should the catalog no longer price it."""
         self._open: tuple[int, int] | None = None
         """The unsettled reservation: (ledger call index, micro-USD)."""
 
     async def allow(self, *, prompt_bound: int, desired_tokens: int, research: bool) -> int | None:
         """Reserve the worst case of the next call; its `max_tokens`, or None if unaffordable."""
-        catalog = await self._prices.get()
-        worst = catalog.worst_case(self._model)
+        worst = self._worst(await self._prices.get())
         if worst is None:
             # Only reachable for runs the operator allowed unpriced: no money guard applies.
             return await self._reserve(0, desired_tokens)
@@ -69,7 +72,7 @@ class RunBudget:
 
     async def output_allowance(self, *, prompt_bound: int) -> int | None:
         """Bytes of tool output the next prompt may take (see `Budget.output_allowance`)."""
-        worst = (await self._prices.get()).worst_case(self._model)
+        worst = self._worst(await self._prices.get())
         if worst is None:
             return None
         max_cost, remaining = await self._money()
@@ -84,6 +87,15 @@ class RunBudget:
         share = conversation_limit(worst, max_cost) - prompt_bound
         return max(0, int(min(affordable, share)))
 
+    def _worst(self, catalog: PriceCatalog) -> Price | None:
+        """The run's price: the catalog's for its (pinned) model, else the door's.
+
+        A pinned provider the catalog has stopped pricing (a refetch without its price) still
+        bills: reserving at the price the run was accepted at keeps the reservations non-zero.
+        """
+        worst = catalog.worst_case(self._model)
+        return worst if worst is not None else self._door_price
+
     async def _remaining(self) -> int:
         """Micro-USD the run may still commit: its cap less charges and open reservations."""
         return (await self._money())[1]
@@ -96,14 +108,16 @@ class RunBudget:
             return row.max_cost_micros, row.max_cost_micros - spent
 
     async def _reserve(self, amount: int, max_tokens: int) -> int | None:
+        # The ledger keeps the model and its provider apart (`GET /v1/usage` groups by both).
+        ref = (await self._prices.get()).resolve(self._model)
         async with self._sessions() as session, session.begin():
             index = await ledger.reserve(
                 session,
                 self._claim.response_id,
                 self._claim.attempt,
                 amount_micros=amount,
-                model=self._model,
-                provider=ModelRef.parse(self._model).provider,
+                model=ref.model,
+                provider=ref.provider,
             )
         if index is None:
             return None

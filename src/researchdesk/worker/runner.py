@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from researchdesk.agent.loop import Agent
 from researchdesk.agent.state import Completed, Failed, Incomplete, Outcome
 from researchdesk.config import Settings
+from researchdesk.pricing.models import Price
+from researchdesk.pricing.routing import PRICE_PARAM
 from researchdesk.pricing.source import CatalogSource
 from researchdesk.status import Status
 from researchdesk.store import runs
@@ -66,7 +68,14 @@ class RunHandle:
                 chain_steps = await load_steps_for(session, [r.id for r in chain])
                 steps = await load_steps(session, rid)
             spec = build_spec(row, chain, chain_steps, self._settings)
-            budget = RunBudget(self._sessions, self.claim, row.model, self._prices, self._settings)
+            budget = RunBudget(
+                self._sessions,
+                self.claim,
+                row.model,
+                self._prices,
+                self._settings,
+                door_price=Price.from_json(row.params.get(PRICE_PARAM)),
+            )
             journal = DatabaseJournal(self._sessions, self.claim, steps, self._notifier, budget)
             self._agent_task = asyncio.create_task(self._agent.run(spec, steps, journal, budget))
             if self.cancel_requested or self.shutting_down:
