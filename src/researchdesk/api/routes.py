@@ -6,13 +6,13 @@ import hashlib
 import json
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from researchdesk.api import service
 from researchdesk.api.deps import OwnerDep, SessionDep, StateDep
 from researchdesk.api.render import render_response
-from researchdesk.api.schemas import parse_json_body, validate_create
+from researchdesk.api.schemas import check_storable, parse_json_body, validate_create
 from researchdesk.api.stream import event_stream
 from researchdesk.errors import InvalidRequest
 from researchdesk.status import Status
@@ -20,8 +20,18 @@ from researchdesk.store import ledger
 from researchdesk.store import responses as store
 from researchdesk.store.steps import load_steps_for
 
-router = APIRouter()
 
+def _storable_params(request: Request) -> None:
+    """Path and query values must be storable text too (a NUL cannot be sent to PostgreSQL)."""
+    for name, value in (*request.path_params.items(), *request.query_params.multi_items()):
+        check_storable(name, None)
+        check_storable(value, name)
+
+
+router = APIRouter(dependencies=[Depends(_storable_params)])
+
+# Sequence numbers are 32-bit integer columns.
+MAX_SEQUENCE_NUMBER = 2**31 - 1
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -51,7 +61,7 @@ async def retrieve_response(
     session: SessionDep,
     owner: OwnerDep,
     stream: bool = False,
-    starting_after: Annotated[int, Query(ge=0)] = 0,
+    starting_after: Annotated[int, Query(ge=0, le=MAX_SEQUENCE_NUMBER)] = 0,
 ) -> dict[str, Any] | StreamingResponse:
     """The response as it is now, or its event stream from `starting_after`."""
     row = await store.get_response(session, response_id, owner)
@@ -102,8 +112,8 @@ async def list_responses(
     owner: OwnerDep,
     status: Status | None = None,
     model: str | None = None,
-    created_after: float | None = None,
-    created_before: float | None = None,
+    created_after: Annotated[float | None, Query(allow_inf_nan=False)] = None,
+    created_before: Annotated[float | None, Query(allow_inf_nan=False)] = None,
     after: str | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     order: Literal["asc", "desc"] = "desc",
