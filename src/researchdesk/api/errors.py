@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.datastructures import Headers
@@ -45,6 +46,39 @@ _MESSAGE_PREFIXES = {
     "unsupported_parameter": "Unsupported parameter '{param}': ",
     "unsupported_input": "Unsupported input '{param}': ",
 }
+
+
+class ErrorObject(BaseModel):
+    """The `error` of an envelope, with OpenAI's four fields; `code` is never null."""
+
+    message: str
+    type: str
+    param: str | None
+    code: str
+
+
+class ErrorEnvelope(BaseModel):
+    """The body of every error response."""
+
+    error: ErrorObject
+
+
+_ERROR_DESCRIPTIONS = {
+    400: "Invalid request: a malformed body, query or path, or a request this service refuses.",
+    401: "No API key, or an unknown one (only when the server has API keys configured).",
+    404: "No response with that id is visible to this caller.",
+    409: "The request conflicts with the current state of a response or an Idempotency-Key.",
+    413: "The body or the input is over this server's size limit.",
+    503: "The database is unavailable right now; retry shortly.",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries for these error statuses, each with the error envelope."""
+    return {
+        status: {"model": ErrorEnvelope, "description": _ERROR_DESCRIPTIONS[status]}
+        for status in statuses
+    }
 
 
 def error_body(exc: ResearchDeskError) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 
 from researchdesk.api import service
 from researchdesk.api.deps import OwnerDep, SessionDep, StateDep
+from researchdesk.api.errors import error_responses
 from researchdesk.api.render import render_response
 from researchdesk.api.schemas import check_storable, parse_json_body, validate_create
 from researchdesk.api.stream import event_stream
@@ -32,10 +33,36 @@ router = APIRouter(dependencies=[Depends(_storable_params)])
 
 # Sequence numbers are 32-bit integer columns.
 MAX_SEQUENCE_NUMBER = 2**31 - 1
+# The reference the app's OpenAPI document resolves to `CreateResponseRequest`'s schema.
+CREATE_REQUEST_REF = "#/components/schemas/CreateResponseRequest"
+# `stream=true` answers with server-sent events instead of the JSON object.
+_JSON_OR_EVENTS: dict[str, Any] = {
+    "description": "The response object, or its event stream when streaming.",
+    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+}
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-@router.post("/responses", response_model=None)
+@router.post(
+    "/responses",
+    response_model=None,
+    responses={200: _JSON_OR_EVENTS, **error_responses(400, 401, 404, 409, 413, 503)},
+    openapi_extra={
+        # The body is read raw (see `parse_json_body`), so FastAPI cannot document it itself.
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": CREATE_REQUEST_REF}}},
+        },
+        "parameters": [
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+            }
+        ],
+    },
+)
 async def create_response(
     request: Request, state: StateDep, session: SessionDep, owner: OwnerDep
 ) -> dict[str, Any] | StreamingResponse:
@@ -54,7 +81,11 @@ async def create_response(
     return await service.render(session, row)
 
 
-@router.get("/responses/{response_id}", response_model=None)
+@router.get(
+    "/responses/{response_id}",
+    response_model=None,
+    responses={200: _JSON_OR_EVENTS, **error_responses(400, 401, 404, 503)},
+)
 async def retrieve_response(
     response_id: str,
     state: StateDep,
@@ -74,7 +105,7 @@ async def retrieve_response(
     return await service.render(session, row)
 
 
-@router.post("/responses/{response_id}/cancel")
+@router.post("/responses/{response_id}/cancel", responses=error_responses(400, 401, 404, 503))
 async def cancel_response(
     response_id: str, state: StateDep, session: SessionDep, owner: OwnerDep
 ) -> dict[str, Any]:
@@ -83,7 +114,7 @@ async def cancel_response(
     return await service.render(session, row)
 
 
-@router.delete("/responses/{response_id}")
+@router.delete("/responses/{response_id}", responses=error_responses(400, 401, 404, 503))
 async def delete_response(
     response_id: str, state: StateDep, session: SessionDep, owner: OwnerDep
 ) -> dict[str, Any]:
@@ -91,7 +122,7 @@ async def delete_response(
     return await service.delete(state, session, owner, response_id)
 
 
-@router.get("/responses/{response_id}/input_items")
+@router.get("/responses/{response_id}/input_items", responses=error_responses(400, 401, 404, 503))
 async def list_input_items(
     response_id: str,
     session: SessionDep,
@@ -105,7 +136,7 @@ async def list_input_items(
     return service.input_items_page(row, after=after, limit=limit, order=order)
 
 
-@router.get("/responses")
+@router.get("/responses", responses=error_responses(400, 401, 503))
 async def list_responses(
     request: Request,
     session: SessionDep,

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from researchdesk.api.deps import OwnerDep, SessionDep
+from researchdesk.api.errors import error_responses
 from researchdesk.errors import InvalidRequest
 from researchdesk.pricing.cost import format_usd
 from researchdesk.store.ledger import usage_buckets
@@ -31,7 +32,7 @@ def _day(value: str | None, param: str) -> date | None:
         ) from None
 
 
-@router.get("/usage")
+@router.get("/usage", responses=error_responses(400, 401, 503))
 async def usage(
     session: SessionDep, owner: OwnerDep, start_date: DayParam = None, end_date: DayParam = None
 ) -> dict[str, Any]:
