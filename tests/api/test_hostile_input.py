@@ -323,10 +323,17 @@ def test_connection_stays_usable_after_a_500(app_with_a_bug: str) -> None:
             assert local_port(after) == local_port(failed) == local_port(first)
 
 
+def chunked(total: int) -> Iterator[bytes]:
+    """A body sent without a Content-Length, in chunks."""
+    for start in range(0, total, 1000):
+        yield b" " * min(1000, total - start)
+
+
 def test_connection_stays_usable_after_a_413(app_with_a_bug: str) -> None:
     with httpx.Client(base_url=app_with_a_bug, timeout=30) as client:
         first = client.get("/v1/responses")
-        for body in (b" " * (BODY_LIMIT + 1), b" " * (BODY_LIMIT * 200)):
+        bodies = [b" " * (BODY_LIMIT + 1), b" " * (BODY_LIMIT * 200), chunked(BODY_LIMIT * 200)]
+        for body in bodies:
             too_large = client.post("/v1/responses", content=body)
             assert too_large.status_code == 413
             assert envelope(too_large)["code"] == "request_too_large"
