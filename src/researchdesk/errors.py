@@ -8,7 +8,7 @@ class ResearchDeskError(Exception):
 
     status_code: int = 500
     error_type: str = "server_error"
-    code: str | None = None
+    code: str = "server_error"
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
@@ -23,6 +23,7 @@ class InvalidRequest(ResearchDeskError):
 
     status_code = 400
     error_type = "invalid_request_error"
+    code = "invalid_value"
 
 
 class Unauthorized(ResearchDeskError):
@@ -55,14 +56,6 @@ class PayloadTooLarge(ResearchDeskError):
     status_code = 413
     error_type = "invalid_request_error"
     code = "request_too_large"
-
-
-class RateLimited(ResearchDeskError):
-    """Too many requests (429)."""
-
-    status_code = 429
-    error_type = "rate_limit_error"
-    code = "rate_limit_exceeded"
 
 
 class DatabaseUnavailable(ResearchDeskError):

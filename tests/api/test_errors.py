@@ -25,7 +25,6 @@ from researchdesk.errors import (
     InvalidRequest,
     NotFound,
     PayloadTooLarge,
-    RateLimited,
     ResearchDeskError,
     Unauthorized,
 )
@@ -37,7 +36,6 @@ SERVICE_ERRORS: dict[str, ResearchDeskError] = {
     "not_found": NotFound("No response with id 'resp_x'.", param="response_id"),
     "conflict": Conflict("Already running."),
     "too_large": PayloadTooLarge("Too big.", param="input"),
-    "rate_limited": RateLimited("Slow down."),
     "database": DatabaseUnavailable("Down."),
 }
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
 from researchdesk.api import health, routes, usage
 from researchdesk.api.deps import AppState, key_hash
 from researchdesk.api.errors import BodySizeLimitMiddleware, install_error_handlers
+from researchdesk.api.routes import CREATE_REQUEST_REF
+from researchdesk.api.schemas import CreateResponseRequest
 from researchdesk.config import Settings
 from researchdesk.pricing.source import CatalogSource
 from researchdesk.store.db import create_engine, create_sessionmaker
@@ -57,4 +60,30 @@ def create_app(settings: Settings, *, run_worker: bool = True, migrate: bool = T
     app.include_router(routes.router, include_in_schema=False)
     app.include_router(usage.router, prefix="/v1")
     app.include_router(health.router)
+    app.openapi = _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """`app.openapi` completed: the raw create body's schema, and no 422 (never returned)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = generate()
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        create = CreateResponseRequest.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
+        schemas.update(create.pop("$defs", {}))
+        schemas[CREATE_REQUEST_REF.rsplit("/", 1)[1]] = create
+        # Validation errors are answered 400 with the error envelope (see `errors.py`).
+        for operation in (op for path in document["paths"].values() for op in path.values()):
+            operation.get("responses", {}).pop("422", None)
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(unused, None)
+        app.openapi_schema = document
+        return document
+
+    return openapi

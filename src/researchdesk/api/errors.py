@@ -15,10 +15,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from researchdesk.errors import (
@@ -31,6 +33,9 @@ from researchdesk.store.outage import OUTAGE_CANDIDATES, is_database_outage
 
 logger = logging.getLogger(__name__)
 
+# How much of an over-size body is read and dropped to answer 413 on a reusable connection.
+_DRAIN_BYTES = 64 * 1024 * 1024
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
 _MESSAGE_PREFIXES = {
     "invalid_type": "Invalid type for '{param}': ",
@@ -38,6 +43,39 @@ _MESSAGE_PREFIXES = {
     "unsupported_parameter": "Unsupported parameter '{param}': ",
     "unsupported_input": "Unsupported input '{param}': ",
 }
+
+
+class ErrorObject(BaseModel):
+    """The `error` of an envelope, with OpenAI's four fields; `code` is never null."""
+
+    message: str
+    type: str
+    param: str | None
+    code: str
+
+
+class ErrorEnvelope(BaseModel):
+    """The body of every error response."""
+
+    error: ErrorObject
+
+
+_ERROR_DESCRIPTIONS = {
+    400: "Invalid request: a malformed body, query or path, or a request this service refuses.",
+    401: "No API key, or an unknown one (only when the server has API keys configured).",
+    404: "No response with that id is visible to this caller.",
+    409: "The request conflicts with the current state of a response or an Idempotency-Key.",
+    413: "The body or the input is over this server's size limit.",
+    503: "The database is unavailable right now; retry shortly.",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries for these error statuses, each with the error envelope."""
+    return {
+        status: {"model": ErrorEnvelope, "description": _ERROR_DESCRIPTIONS[status]}
+        for status in statuses
+    }
 
 
 def error_body(exc: ResearchDeskError) -> dict[str, Any]:
@@ -136,9 +174,34 @@ async def _on_http_exception(request: Request, exc: Exception) -> Response:
         message = f"Method {request.method} is not allowed on {request.url.path}."
     if status in (204, 304):  # statuses that carry no body
         return Response(status_code=status, headers=exc.headers)
+    headers = exc.headers
+    if status == 405:  # Starlette names only the first route on the path; all of them count
+        headers = {**(headers or {}), "Allow": _allowed_methods(request)}
     error_type = "server_error" if status >= 500 else "invalid_request_error"
-    error = {"message": message, "type": error_type, "param": None, "code": _HTTP_CODES.get(status)}
-    return JSONResponse({"error": error}, status_code=status, headers=exc.headers)
+    code = _HTTP_CODES.get(status) or _status_code_name(status)
+    error = {"message": message, "type": error_type, "param": None, "code": code}
+    return JSONResponse({"error": error}, status_code=status, headers=headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """The methods some route accepts on the request's path, for a 405's `Allow` header."""
+    allowed = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+    return ", ".join(allowed)
+
+
+def _status_code_name(status: int) -> str:
+    """`im_a_teapot` for 418: a code for any HTTP status without one of its own."""
+    try:
+        return HTTPStatus(status).name.lower()
+    except ValueError:
+        return "server_error" if status >= 500 else "invalid_request"
 
 
 async def _on_database_error(request: Request, exc: Exception) -> Response:
@@ -164,9 +227,37 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _on_http_exception)
     for database_error in OUTAGE_CANDIDATES:
         app.add_exception_handler(database_error, _on_database_error)
-    # Starlette runs this last resort in its outermost middleware, which then re-raises the
-    # exception for the server to log as well; the client only ever sees the envelope.
-    app.add_exception_handler(Exception, _on_unexpected)
+    # Not `add_exception_handler(Exception, ...)`: Starlette runs that one in its outermost
+    # middleware and then re-raises, so uvicorn drops the keep-alive connection the client was
+    # told it could reuse, and the client's next request on it fails with ECONNRESET.
+    app.add_middleware(UnexpectedErrorMiddleware)
+
+
+class UnexpectedErrorMiddleware:
+    """Pure ASGI middleware answering an unhandled exception with a 500 envelope, then done."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the app; on an unexpected exception, log it and answer 500 if nothing was sent."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:
+            if started:  # half a response is out: only the server can end it, by closing
+                raise
+            response = await _on_unexpected(Request(scope, receive), exc)
+            await response(scope, receive, send)
 
 
 class BodySizeLimitMiddleware:
@@ -205,8 +296,24 @@ class BodySizeLimitMiddleware:
         too_large = PayloadTooLarge(
             f"The request body is larger than this server's limit of {self.max_bytes} bytes."
         )
-        # The rest of the body is never read, so the connection cannot be reused.
-        await error_response(too_large, headers={"Connection": "close"})(scope, receive, send)
+        # Clients send the whole body before reading the answer, and closing a socket with
+        # unread data resets it, losing the answer: so the rest is read and dropped first. Past
+        # `_DRAIN_BYTES` more the connection is closed instead, as cleanly as it can be.
+        headers = None if await _drain(receive, _DRAIN_BYTES) else {"Connection": "close"}
+        await error_response(too_large, headers=headers)(scope, receive, send)
+
+
+async def _drain(receive: Receive, limit: int) -> bool:
+    """Read and drop the rest of a request body; False if more than `limit` bytes remain."""
+    drained = 0
+    while drained <= limit:
+        message = await receive()
+        if message["type"] != "http.request":
+            return False
+        drained += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return True
+    return False
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from sqlalchemy import text
 
 from researchdesk.api.deps import SessionDep
+from researchdesk.api.errors import error_responses
 from researchdesk.errors import DatabaseUnavailable
 
 router = APIRouter()
@@ -19,7 +20,7 @@ async def healthz() -> dict[str, Any]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses=error_responses(503))
 async def readyz(session: SessionDep) -> dict[str, Any]:
     """The database answers, so requests can be accepted."""
     try:

@@ -6,13 +6,14 @@ import hashlib
 import json
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from researchdesk.api import service
 from researchdesk.api.deps import OwnerDep, SessionDep, StateDep
+from researchdesk.api.errors import error_responses
 from researchdesk.api.render import render_response
-from researchdesk.api.schemas import parse_json_body, validate_create
+from researchdesk.api.schemas import check_storable, parse_json_body, validate_create
 from researchdesk.api.stream import event_stream
 from researchdesk.errors import InvalidRequest
 from researchdesk.status import Status
@@ -20,12 +21,48 @@ from researchdesk.store import ledger
 from researchdesk.store import responses as store
 from researchdesk.store.steps import load_steps_for
 
-router = APIRouter()
 
+def _storable_params(request: Request) -> None:
+    """Path and query values must be storable text too (a NUL cannot be sent to PostgreSQL)."""
+    for name, value in (*request.path_params.items(), *request.query_params.multi_items()):
+        check_storable(name, None)
+        check_storable(value, name)
+
+
+router = APIRouter(dependencies=[Depends(_storable_params)])
+
+# Sequence numbers are 32-bit integer columns.
+MAX_SEQUENCE_NUMBER = 2**31 - 1
+# The reference the app's OpenAPI document resolves to `CreateResponseRequest`'s schema.
+CREATE_REQUEST_REF = "#/components/schemas/CreateResponseRequest"
+# `stream=true` answers with server-sent events instead of the JSON object.
+_JSON_OR_EVENTS: dict[str, Any] = {
+    "description": "The response object, or its event stream when streaming.",
+    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+}
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-@router.post("/responses", response_model=None)
+@router.post(
+    "/responses",
+    response_model=None,
+    responses={200: _JSON_OR_EVENTS, **error_responses(400, 401, 404, 409, 413, 503)},
+    openapi_extra={
+        # The body is read raw (see `parse_json_body`), so FastAPI cannot document it itself.
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": CREATE_REQUEST_REF}}},
+        },
+        "parameters": [
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+            }
+        ],
+    },
+)
 async def create_response(
     request: Request, state: StateDep, session: SessionDep, owner: OwnerDep
 ) -> dict[str, Any] | StreamingResponse:
@@ -44,14 +81,18 @@ async def create_response(
     return await service.render(session, row)
 
 
-@router.get("/responses/{response_id}", response_model=None)
+@router.get(
+    "/responses/{response_id}",
+    response_model=None,
+    responses={200: _JSON_OR_EVENTS, **error_responses(400, 401, 404, 503)},
+)
 async def retrieve_response(
     response_id: str,
     state: StateDep,
     session: SessionDep,
     owner: OwnerDep,
     stream: bool = False,
-    starting_after: Annotated[int | None, Query(ge=0)] = None,
+    starting_after: Annotated[int | None, Query(ge=0, le=MAX_SEQUENCE_NUMBER)] = None,
 ) -> dict[str, Any] | StreamingResponse:
     """The response as it is now, or its event stream after `starting_after` (else from 0)."""
     row = await store.get_response(session, response_id, owner)
@@ -64,7 +105,7 @@ async def retrieve_response(
     return await service.render(session, row)
 
 
-@router.post("/responses/{response_id}/cancel")
+@router.post("/responses/{response_id}/cancel", responses=error_responses(400, 401, 404, 503))
 async def cancel_response(
     response_id: str, state: StateDep, session: SessionDep, owner: OwnerDep
 ) -> dict[str, Any]:
@@ -73,7 +114,7 @@ async def cancel_response(
     return await service.render(session, row)
 
 
-@router.delete("/responses/{response_id}")
+@router.delete("/responses/{response_id}", responses=error_responses(400, 401, 404, 503))
 async def delete_response(
     response_id: str, state: StateDep, session: SessionDep, owner: OwnerDep
 ) -> dict[str, Any]:
@@ -81,7 +122,7 @@ async def delete_response(
     return await service.delete(state, session, owner, response_id)
 
 
-@router.get("/responses/{response_id}/input_items")
+@router.get("/responses/{response_id}/input_items", responses=error_responses(400, 401, 404, 503))
 async def list_input_items(
     response_id: str,
     session: SessionDep,
@@ -95,7 +136,7 @@ async def list_input_items(
     return service.input_items_page(row, after=after, limit=limit, order=order)
 
 
-@router.get("/responses")
+@router.get("/responses", responses=error_responses(400, 401, 503))
 async def list_responses(
     request: Request,
     session: SessionDep,
@@ -103,8 +144,8 @@ async def list_responses(
     status: Status | None = None,
     model: str | None = None,
     slug: str | None = None,
-    created_after: float | None = None,
-    created_before: float | None = None,
+    created_after: Annotated[float | None, Query(allow_inf_nan=False)] = None,
+    created_before: Annotated[float | None, Query(allow_inf_nan=False)] = None,
     after: str | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     order: Literal["asc", "desc"] = "desc",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
@@ -31,6 +32,9 @@ METADATA_VALUE_MAX_CHARS = 512
 SLUG_MAX_CHARS = 128
 TITLE_MAX_CHARS = 512
 _ONE_MICRO_USD = Decimal("0.000001")
+# Far deeper than any valid body, far shallower than the interpreter's recursion limit.
+MAX_JSON_DEPTH = 64
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 
 
 def _text_or_list(value: Any) -> str | None:
@@ -326,17 +330,59 @@ class CreateResponseRequest(BaseModel):
 
 
 def parse_json_body(raw: bytes) -> object:
-    """Decode a request body as strict JSON (no NaN or Infinity), or raise 400 `invalid_json`."""
+    """Decode a request body as strict JSON (no NaN or Infinity), or raise 400 `invalid_json`.
+
+    Every string in it must also be text a database can store: see `check_storable`.
+    """
 
     def refuse_constant(name: str) -> object:
         raise ValueError(f"{name} is not JSON")
 
     try:
-        return json.loads(raw, parse_constant=refuse_constant)
-    except ValueError:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
+        body = json.loads(raw, parse_constant=refuse_constant)
+    # JSONDecodeError and UnicodeDecodeError are ValueErrors; nesting too deep to decode recurses.
+    except (ValueError, RecursionError):
         raise InvalidRequest(
             "We could not parse the JSON body of your request.", code="invalid_json"
         ) from None
+    _check_document(body)
+    return body
+
+
+def check_storable(text: str, param: str | None) -> None:
+    """Refuse text with a NUL or a lone UTF-16 surrogate, naming `param`, as a 400."""
+    # PostgreSQL text cannot hold NUL, and a lone surrogate cannot be encoded as UTF-8: refused
+    # here, neither reaches a database, on either backend.
+    bad = _UNSTORABLE.search(text)
+    if bad is None:
+        return
+    name = param or "request"
+    if bad.group() == "\x00":
+        why = "NUL characters (\\u0000) are not accepted"
+    else:
+        why = "lone UTF-16 surrogates (\\ud800-\\udfff) are not valid Unicode text"
+    raise InvalidRequest(f"Invalid value for '{name}': {why}.", param=param)
+
+
+def _check_document(body: object) -> None:
+    """Walk a decoded body without recursion: bounded depth, and only storable strings."""
+    pending: list[tuple[object, str, int]] = [(body, "", 0)]
+    while pending:
+        value, path, depth = pending.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise InvalidRequest(
+                f"The JSON body of your request is nested more than {MAX_JSON_DEPTH} levels deep.",
+                code="invalid_json",
+            )
+        if isinstance(value, str):
+            check_storable(value, path or None)
+        elif isinstance(value, list):
+            pending.extend((item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                # A bad key is reported by its parent: the key itself cannot be echoed.
+                check_storable(key, path or None)
+                pending.append((item, f"{path}.{key}" if path else key, depth + 1))
 
 
 def validate_create(body: object, settings: Settings) -> CreateResponseRequest:

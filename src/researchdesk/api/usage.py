@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
 from researchdesk.api.deps import OwnerDep, SessionDep
+from researchdesk.api.errors import error_responses
+from researchdesk.errors import InvalidRequest
 from researchdesk.pricing.cost import format_usd
 from researchdesk.store.ledger import usage_buckets
 
@@ -17,11 +20,28 @@ _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 DayParam = Annotated[str | None, Query(pattern=_DAY.pattern)]
 
 
-@router.get("/usage")
+def _day(value: str | None, param: str) -> date | None:
+    """A `YYYY-MM-DD` parameter as a real calendar day, else a 400 naming it."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidRequest(
+            f"Invalid value for '{param}': {value} is not a calendar day.", param=param
+        ) from None
+
+
+@router.get("/usage", responses=error_responses(400, 401, 503))
 async def usage(
     session: SessionDep, owner: OwnerDep, start_date: DayParam = None, end_date: DayParam = None
 ) -> dict[str, Any]:
     """Ledger sums (UTC days, inclusive range); with keys on, only the caller's own spend."""
+    start, end = _day(start_date, "start_date"), _day(end_date, "end_date")
+    if start is not None and end is not None and start > end:
+        raise InvalidRequest(
+            "Invalid value for 'end_date': it is before start_date.", param="end_date"
+        )
     buckets = await usage_buckets(session, owner, start_day=start_date, end_day=end_date)
     data = [
         {

@@ -191,7 +191,10 @@ async def delete_response(session: AsyncSession, row: ResponseRow) -> None:
 
 async def previous_for(session: AsyncSession, previous_id: str, owner: str | None) -> ResponseRow:
     """The response a new one continues: it must exist, be visible, and have finished."""
-    row = await get_response(session, previous_id, owner)
+    try:
+        row = await get_response(session, previous_id, owner)
+    except NotFound as exc:
+        raise NotFound(exc.message, param="previous_response_id") from None
     if not Status(row.status).terminal:
         raise Conflict(
             f"Response '{previous_id}' is still {row.status}; continue it once it has finished.",
