@@ -38,7 +38,19 @@ CREATE_REQUEST_REF = "#/components/schemas/CreateResponseRequest"
 # `stream=true` answers with server-sent events instead of the JSON object.
 _JSON_OR_EVENTS: dict[str, Any] = {
     "description": "The response object, or its event stream when streaming.",
-    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    "content": {
+        "text/event-stream": {
+            # Each server-sent event: its type, and the event object as JSON text.
+            "schema": {
+                "type": "object",
+                "required": ["event", "data"],
+                "properties": {
+                    "event": {"type": "string"},
+                    "data": {"type": "string", "contentMediaType": "application/json"},
+                },
+            }
+        }
+    },
 }
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
