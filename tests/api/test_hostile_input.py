@@ -374,3 +374,25 @@ def test_previous_response_must_exist_and_is_named(
     )
     assert response.status_code == 404
     assert envelope(response)["param"] == "previous_response_id"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("max_output_tokens", 10**30),
+        ("max_output_tokens", 1_000_001),
+        ("max_tool_calls", 2**63),
+        ("max_tool_calls", 10_001),
+        ("max_cost_usd", 10**400),
+        ("temperature", 1e308),
+    ],
+)
+def test_huge_numbers_are_400_and_nothing_is_stored(
+    service: httpx.Client, router: FakeRouter, field: str, value: object
+) -> None:
+    body = f'{{"input": "q", "background": true, "{field}": {value}}}'
+    refused = post_raw(service, body)
+    assert refused.status_code == 400
+    assert envelope(refused)["param"] == field
+    assert_nothing_stored(service, router)

@@ -29,6 +29,9 @@ from researchdesk.errors import InvalidRequest, PayloadTooLarge
 METADATA_MAX_KEYS = 16
 METADATA_KEY_MAX_CHARS = 64
 METADATA_VALUE_MAX_CHARS = 512
+MAX_TOOL_CALLS = 10_000
+MAX_OUTPUT_TOKENS = 1_000_000
+"""Above any model's output limit; larger numbers are refused rather than passed on."""
 SLUG_MAX_CHARS = 128
 TITLE_MAX_CHARS = 512
 _ONE_MICRO_USD = Decimal("0.000001")
@@ -213,7 +216,7 @@ class CreateResponseRequest(BaseModel):
     background: bool = False
     stream: bool = False
     max_cost_usd: Decimal | None = None
-    max_tool_calls: int | None = Field(default=None, ge=1)
+    max_tool_calls: int | None = Field(default=None, ge=1, le=MAX_TOOL_CALLS)
     previous_response_id: str | None = Field(default=None, min_length=1, max_length=256)
     metadata: dict[str, str] | None = None
     # Labels a client gives its run (as in the seed example): stored, filterable, not echoed.
@@ -221,7 +224,7 @@ class CreateResponseRequest(BaseModel):
     title: str | None = Field(default=None, min_length=1, max_length=TITLE_MAX_CHARS)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
-    max_output_tokens: int | None = Field(default=None, ge=16)
+    max_output_tokens: int | None = Field(default=None, ge=16, le=MAX_OUTPUT_TOKENS)
     store: bool = True
     tool_choice: Literal["auto", "none"] | None = None
     parallel_tool_calls: bool | None = None
