@@ -17,7 +17,7 @@ from researchdesk.config import Settings
 from researchdesk.pricing.source import CatalogSource
 from researchdesk.store.db import create_engine, create_sessionmaker
 from researchdesk.store.migrate import upgrade_to_head
-from researchdesk.store.notify import create_notifier
+from researchdesk.store.pg_notify import create_notifier
 from researchdesk.worker.factory import build_worker
 
 

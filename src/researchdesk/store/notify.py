@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from sqlalchemy.engine import make_url
-
 
 class Notifier:
     """Wakes workers when work arrives, stops runs on cancel, wakes readers when a run changes."""
@@ -65,12 +63,3 @@ class Notifier:
                 waiters.discard(event)
                 if not waiters:
                     del self._changed[response_id]
-
-
-def create_notifier(database_url: str) -> Notifier:
-    """In-process hints for SQLite; LISTEN/NOTIFY across processes for PostgreSQL."""
-    if make_url(database_url).get_backend_name() == "postgresql":
-        from researchdesk.store.pg_notify import PostgresNotifier  # asyncpg only when used
-
-        return PostgresNotifier(database_url)
-    return Notifier()

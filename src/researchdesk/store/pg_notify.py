@@ -1,4 +1,5 @@
-"""Wake-ups across processes through PostgreSQL LISTEN/NOTIFY; polling covers any loss."""
+"""Wake-ups across processes through PostgreSQL LISTEN/NOTIFY (polling covers any loss), and the
+factory that picks the notifier a database needs."""
 
 from __future__ import annotations
 
@@ -111,3 +112,10 @@ class PostgresNotifier(Notifier):
             self._connection = None
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(connection.close(), 2)
+
+
+def create_notifier(database_url: str) -> Notifier:
+    """In-process hints for SQLite; LISTEN/NOTIFY across processes for PostgreSQL."""
+    if make_url(database_url).get_backend_name() == "postgresql":
+        return PostgresNotifier(database_url)
+    return Notifier()

@@ -10,7 +10,7 @@ from contextlib import AsyncExitStack
 from researchdesk.config import Settings
 from researchdesk.pricing.source import CatalogSource
 from researchdesk.store.db import create_engine, create_sessionmaker
-from researchdesk.store.notify import create_notifier
+from researchdesk.store.pg_notify import create_notifier
 from researchdesk.worker.factory import build_worker
 
 logger = logging.getLogger(__name__)
