@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -88,6 +89,48 @@ def start_service() -> Iterator[ServiceFactory]:
     yield start
     for server in servers:
         server.stop()
+
+
+ClientFactory = Callable[..., httpx.Client]
+
+
+@pytest.fixture
+def service_database(sqlite_url: str) -> str:
+    """The database `service` runs on; a module overrides it (e.g. with `database_url`)."""
+    return sqlite_url
+
+
+@pytest.fixture
+def service_overrides() -> dict[str, object]:
+    """Settings `service` runs with beyond `make_settings`'; a module may override it."""
+    return {}
+
+
+@pytest.fixture
+def client_for(
+    start_service: ServiceFactory,
+    make_settings: SettingsFactory,
+    service_database: str,
+    service_overrides: dict[str, object],
+) -> Iterator[ClientFactory]:
+    """Start the real service with more settings; an httpx client on it (closed at the end)."""
+    clients: list[httpx.Client] = []
+
+    def make(**overrides: object) -> httpx.Client:
+        settings = make_settings(service_database, **{**service_overrides, **overrides})
+        client = httpx.Client(base_url=start_service(settings), timeout=30)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def service(client_for: ClientFactory) -> httpx.Client:
+    """The real service (API and worker) on loopback upstreams, and an httpx client on it."""
+    return client_for()
 
 
 @pytest.fixture

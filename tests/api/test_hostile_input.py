@@ -23,11 +23,14 @@ NUL = "\\u0000"
 
 
 @pytest.fixture
-def service(start_service: Any, make_settings: Any, database_url: str) -> Iterator[httpx.Client]:
+def service_database(database_url: str) -> str:
     """The real app under uvicorn on SQLite and on PostgreSQL."""
-    settings = make_settings(database_url, max_body_bytes=BODY_LIMIT, max_input_chars=INPUT_LIMIT)
-    with httpx.Client(base_url=start_service(settings), timeout=30) as client:
-        yield client
+    return database_url
+
+
+@pytest.fixture
+def service_overrides() -> dict[str, object]:
+    return {"max_body_bytes": BODY_LIMIT, "max_input_chars": INPUT_LIMIT}
 
 
 def envelope(response: httpx.Response) -> dict[str, Any]:
@@ -162,10 +165,9 @@ def test_encoded_surrogates_in_path_or_query_are_never_500(service: httpx.Client
     ],
 )
 def test_deeply_nested_json_is_400_invalid_json(
-    start_service: Any, make_settings: Any, database_url: str, router: FakeRouter, body: str
+    client_for: Any, router: FakeRouter, body: str
 ) -> None:
-    settings = make_settings(database_url, max_body_bytes=1_000_000)
-    with httpx.Client(base_url=start_service(settings), timeout=30) as client:
+    with client_for(max_body_bytes=1_000_000) as client:
         response = post_raw(client, body)
         assert response.status_code == 400, response.text[:200]
         assert envelope(response)["code"] == "invalid_json"

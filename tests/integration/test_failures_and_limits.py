@@ -15,14 +15,9 @@ from tests.integration.helpers import wait_for
 SEARCH = ("hf_papers", {"operation": "search", "query": "routing"})
 
 
-def start(start_service: Any, make_settings: Any, url: str, **overrides: Any) -> httpx.Client:
-    return httpx.Client(base_url=start_service(make_settings(url, **overrides)), timeout=30)
-
-
 @pytest.fixture
-def service(start_service: Any, make_settings: Any, sqlite_url: str) -> httpx.Client:
-    with start(start_service, make_settings, sqlite_url, llm_max_retries=2) as client:
-        yield client
+def service_overrides() -> dict[str, object]:
+    return {"llm_max_retries": 2}
 
 
 @pytest.mark.parametrize(
@@ -89,13 +84,11 @@ def test_max_tool_calls_stops_research_and_asks_for_an_answer(
     assert "tools" not in router.chat_requests()[-1]
 
 
-def test_max_turns_stops_a_model_that_never_stops(
-    start_service: Any, make_settings: Any, sqlite_url: str, router: FakeRouter
-) -> None:
+def test_max_turns_stops_a_model_that_never_stops(client_for: Any, router: FakeRouter) -> None:
     router.set_handler(
         lambda request: tool_calls(SEARCH) if request.get("tools") else reply("Final.")
     )
-    with start(start_service, make_settings, sqlite_url, max_turns=3) as client:
+    with client_for(max_turns=3) as client:
         created = client.post("/v1/responses", json={"input": "q", "background": True}).json()
         body = wait_for(client, created["id"])
     assert body["status"] == "incomplete"
@@ -130,11 +123,9 @@ def test_cancel_of_a_completed_response_is_refused(
     assert refused.json()["error"]["code"] == "response_not_cancellable"
 
 
-def test_api_keys_isolate_teams(
-    start_service: Any, make_settings: Any, sqlite_url: str, router: FakeRouter
-) -> None:
+def test_api_keys_isolate_teams(client_for: Any, router: FakeRouter) -> None:
     router.set_handler(lambda _request: reply("ok"))
-    with start(start_service, make_settings, sqlite_url, api_keys="key-a,key-b") as client:
+    with client_for(api_keys="key-a,key-b") as client:
         missing = client.post("/v1/responses", json={"input": "q", "background": True})
         assert missing.status_code == 401
         assert missing.json()["error"]["code"] == "invalid_api_key"
@@ -202,11 +193,11 @@ def test_unknown_ids_and_bad_json(service: httpx.Client) -> None:
 
 
 def test_background_false_returns_the_current_state_after_the_server_timeout(
-    start_service: Any, make_settings: Any, sqlite_url: str, router: FakeRouter
+    client_for: Any, router: FakeRouter
 ) -> None:
     gate = threading.Event()
     router.script(reply("late answer", gate=gate))
-    with start(start_service, make_settings, sqlite_url, sync_timeout_seconds=0.5) as client:
+    with client_for(sync_timeout_seconds=0.5) as client:
         body = client.post("/v1/responses", json={"input": "q", "background": False}).json()
         assert body["status"] in ("queued", "in_progress")
         gate.set()

@@ -6,16 +6,22 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
+import pytest
 
 from researchdesk.testing.router import FakeRouter, reply
 from tests.integration.helpers import wait_for
 
 
+@pytest.fixture
+def service_database(database_url: str) -> str:
+    return database_url
+
+
 def test_same_key_same_body_gives_one_response_even_when_concurrent(
-    start_service: Any, make_settings: Any, database_url: str, router: FakeRouter
+    client_for: Any, router: FakeRouter
 ) -> None:
     router.set_handler(lambda _request: reply("ok"))
-    url = start_service(make_settings(database_url, api_keys="key-a,key-b"))
+    url = str(client_for(api_keys="key-a,key-b").base_url).rstrip("/")
     team_a = {"Authorization": "Bearer key-a", "Idempotency-Key": "ticket-42"}
     body = {"input": "q", "background": True, "metadata": {"ticket": "42"}}
 

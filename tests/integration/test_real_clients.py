@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from typing import Any, get_args
 
 import httpx
@@ -23,10 +22,8 @@ ANSWER = (
 
 
 @pytest.fixture
-def service(start_service: Any, make_settings: Any, database_url: str) -> Iterator[httpx.Client]:
-    url = start_service(make_settings(database_url))
-    with httpx.Client(base_url=url, timeout=30) as client:
-        yield client
+def service_database(database_url: str) -> str:
+    return database_url
 
 
 def sdk(service: httpx.Client) -> openai.OpenAI:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import httpx
 import openai
-import pytest
 
 from researchdesk.testing.hub import FakeHub
 from researchdesk.testing.router import FakeRouter, Usage, reply, tool_calls
@@ -18,13 +16,6 @@ ANSWER = (
     "([Learned Capacity Factors](https://huggingface.co/papers/2501.01234)).\n"
     "- An unread claim: https://arxiv.org/abs/2312.04567v2"
 )
-
-
-@pytest.fixture
-def service(start_service: Any, make_settings: Any, sqlite_url: str) -> httpx.Client:
-    url = start_service(make_settings(sqlite_url))
-    with httpx.Client(base_url=url, timeout=30) as client:
-        yield client
 
 
 def test_background_run_end_to_end_with_the_sdk(
