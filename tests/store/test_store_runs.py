@@ -17,7 +17,7 @@ from researchdesk.store.db import create_sessionmaker
 from researchdesk.store.events import read_events
 from researchdesk.store.models import Base, ResponseRow
 from researchdesk.store.responses import (
-    get_response,
+    find_response,
     insert_response,
     new_response,
     request_cancel,
@@ -103,7 +103,7 @@ async def test_expired_lease_is_reclaimed_and_fences_the_old_owner(engine: Async
         await runs.finish(session, second, Status.COMPLETED)
     async with sessions() as session:
         steps = await load_steps(session, rid)
-        row = await get_response(session, rid, None)
+        row = await find_response(session, rid, None)
     assert [s.content for s in steps if isinstance(s, LLMStep)] == ["one", "two"]
     assert row.status == Status.COMPLETED
     assert row.completed_at is not None
@@ -121,7 +121,7 @@ async def test_runs_that_keep_dying_fail_after_max_attempts(engine: AsyncEngine)
     async with sessions() as session, session.begin():
         assert await runs.fail_exhausted(session, 2) == [rid]
     async with sessions() as session:
-        row = await get_response(session, rid, None)
+        row = await find_response(session, rid, None)
     assert row.status == Status.FAILED
     assert row.error is not None
     assert row.error["code"] == "max_attempts_exceeded"
@@ -131,13 +131,13 @@ async def test_cancel_queued_is_immediate_and_in_progress_is_flagged(engine: Asy
     queued, running = await add_rows(engine, 2)
     sessions = create_sessionmaker(engine)
     async with sessions() as session, session.begin():
-        row = await get_response(session, queued, None)
+        row = await find_response(session, queued, None)
         assert (await request_cancel(session, row)).status == Status.CANCELLED
     async with sessions() as session, session.begin():
         claim = await runs.claim_next(session, "w", 30)
     assert claim == runs.Claim(running, 1)
     async with sessions() as session, session.begin():
-        row = await get_response(session, running, None)
+        row = await find_response(session, running, None)
         flagged = await request_cancel(session, row)
         assert flagged.status == Status.IN_PROGRESS
         assert flagged.cancel_requested
@@ -145,7 +145,7 @@ async def test_cancel_queued_is_immediate_and_in_progress_is_flagged(engine: Asy
         assert await runs.heartbeat(session, claim, 30) is True
         await runs.finish(session, claim, Status.CANCELLED)
     async with sessions() as session, session.begin():
-        row = await get_response(session, running, None)
+        row = await find_response(session, running, None)
         assert (await request_cancel(session, row)).status == Status.CANCELLED
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -12,14 +10,10 @@ from fastapi.responses import StreamingResponse
 from researchdesk.api import service
 from researchdesk.api.deps import OwnerDep, SessionDep, StateDep
 from researchdesk.api.errors import error_responses
-from researchdesk.api.render import render_response
 from researchdesk.api.schemas import check_storable, parse_json_body, validate_create
 from researchdesk.api.stream import event_stream
 from researchdesk.errors import InvalidRequest
 from researchdesk.status import Status
-from researchdesk.store import ledger
-from researchdesk.store import responses as store
-from researchdesk.store.steps import load_steps_for
 
 
 def _storable_params(request: Request) -> None:
@@ -81,7 +75,8 @@ async def create_response(
     """Accept a research request: stored and committed before this returns."""
     raw = parse_json_body(await request.body())
     body = validate_create(raw, state.settings)
-    row = await service.create(state, session, owner, body, _idempotency(request, raw))
+    idempotency = service.Idempotency.of(request.headers.get("idempotency-key"), raw)
+    row = await service.create(state, session, owner, body, idempotency)
     if body.stream:
         return StreamingResponse(
             event_stream(state, row.id, -1), media_type="text/event-stream", headers=_SSE_HEADERS
@@ -107,7 +102,7 @@ async def retrieve_response(
     starting_after: Annotated[int | None, Query(ge=0, le=MAX_SEQUENCE_NUMBER)] = None,
 ) -> dict[str, Any] | StreamingResponse:
     """The response as it is now, or its event stream after `starting_after` (else from 0)."""
-    row = await store.get_response(session, response_id, owner)
+    row = await service.get(session, owner, response_id)
     if stream:
         return StreamingResponse(
             event_stream(state, row.id, -1 if starting_after is None else starting_after),
@@ -144,8 +139,9 @@ async def list_input_items(
     order: Literal["asc", "desc"] = "desc",
 ) -> dict[str, Any]:
     """The input items of a response, in the OpenAI list shape."""
-    row = await store.get_response(session, response_id, owner)
-    return service.input_items_page(row, after=after, limit=limit, order=order)
+    return await service.input_items_page(
+        session, owner, response_id, after=after, limit=limit, order=order
+    )
 
 
 @router.get("/responses", responses=error_responses(400, 401, 503))
@@ -163,42 +159,15 @@ async def list_responses(
     order: Literal["asc", "desc"] = "desc",
 ) -> dict[str, Any]:
     """Responses for dashboards: filter by status, model, slug, metadata, time; newest first."""
-    metadata = _metadata_filters(request)
-    filters = store.ListFilter(
+    filters = service.ListFilter(
         status=status.value if status else None,
         model=model,
         slug=slug,
-        metadata=metadata,
+        metadata=_metadata_filters(request),
         created_after=created_after,
         created_before=created_before,
     )
-    rows, has_more = await store.list_responses(
-        session, owner, filters, after=after, limit=limit, order=order
-    )
-    ids = [row.id for row in rows]
-    steps = await load_steps_for(session, ids)
-    spent = await ledger.spent_for(session, ids)
-    data = [render_response(row, steps.get(row.id, []), spent.get(row.id, 0)) for row in rows]
-    return {
-        "object": "list",
-        "data": data,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-        "has_more": has_more,
-    }
-
-
-def _idempotency(request: Request, body: object) -> service.Idempotency | None:
-    """The `Idempotency-Key` header with a hash of the body it was sent with."""
-    key = request.headers.get("idempotency-key")
-    if key is None:
-        return None
-    if not key or len(key) > 255:
-        raise InvalidRequest(
-            "Idempotency-Key must be 1 to 255 characters.", param="Idempotency-Key"
-        )
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
-    return service.Idempotency(key, hashlib.sha256(canonical.encode()).hexdigest())
+    return await service.list_page(session, owner, filters, after=after, limit=limit, order=order)
 
 
 def _metadata_filters(request: Request) -> tuple[tuple[str, str], ...]:

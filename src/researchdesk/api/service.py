@@ -1,7 +1,12 @@
-"""Creating, reading, cancelling and deleting responses: the rules the routes call."""
+"""Creating, reading, listing, cancelling and deleting responses: every rule the routes call.
+
+Routes parse and render; this module holds the rules and commits; the store only queries.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -12,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from researchdesk.api.deps import AppState
 from researchdesk.api.render import render_response
 from researchdesk.api.schemas import CreateResponseRequest, normalize_input
-from researchdesk.errors import Conflict, InvalidRequest
+from researchdesk.errors import Conflict, InvalidRequest, NotFound
 from researchdesk.pricing.cost import format_usd, usd_to_micros
 from researchdesk.pricing.guard import (
     FINAL_MIN_TOKENS,
@@ -28,26 +33,29 @@ from researchdesk.pricing.routing import (
     Unroutable,
     choose_route,
 )
+from researchdesk.run_params import RUN_PARAMS
 from researchdesk.status import Status
 from researchdesk.store import idempotency as idempotency_keys
 from researchdesk.store import ledger
 from researchdesk.store import responses as store
 from researchdesk.store.models import IdempotencyRow, ResponseRow
-from researchdesk.store.steps import load_steps
+from researchdesk.store.responses import ListFilter
+from researchdesk.store.steps import load_steps, load_steps_for
 
-# Request fields kept with the run and applied by the worker.
-_RUN_PARAMS = (
-    "temperature",
-    "top_p",
-    "max_output_tokens",
-    "max_tool_calls",
-    "tool_choice",
-    "parallel_tool_calls",
-    "user",
-    "safety_identifier",
-    "prompt_cache_key",
-    "store",
-)
+__all__ = [
+    "Idempotency",
+    "ListFilter",
+    "cancel",
+    "create",
+    "delete",
+    "get",
+    "input_items_page",
+    "list_page",
+    "render",
+    "wait_until_done",
+]
+
+IDEMPOTENCY_KEY_MAX_CHARS = 255
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,19 @@ class Idempotency:
 
     key: str
     request_hash: str
+
+    @classmethod
+    def of(cls, key: str | None, body: object) -> Idempotency | None:
+        """The key (checked) with the hash of the decoded body; None without a key."""
+        if key is None:
+            return None
+        if not key or len(key) > IDEMPOTENCY_KEY_MAX_CHARS:
+            raise InvalidRequest(
+                f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX_CHARS} characters.",
+                param="Idempotency-Key",
+            )
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        return cls(key, hashlib.sha256(canonical.encode()).hexdigest())
 
 
 async def create(
@@ -101,7 +122,7 @@ async def _repeat(
             param="Idempotency-Key",
             code="idempotency_key_reused",
         )
-    return await store.get_response(session, earlier.response_id, owner)
+    return await get(session, owner, earlier.response_id)
 
 
 async def _new_row(
@@ -111,12 +132,18 @@ async def _new_row(
     settings = state.settings
     session_id = None
     if request.previous_response_id is not None:
-        previous = await store.previous_for(session, request.previous_response_id, owner)
+        previous = await get(session, owner, request.previous_response_id, "previous_response_id")
+        if not Status(previous.status).terminal:
+            raise Conflict(
+                f"Response '{previous.id}' is still {previous.status}; continue it once it has "
+                "finished.",
+                param="previous_response_id",
+            )
         session_id = previous.session_id
     max_cost = request.max_cost_usd or settings.default_max_cost_usd
     requested = request.model or settings.default_model
     params: dict[str, Any] = {
-        name: getattr(request, name) for name in _RUN_PARAMS if getattr(request, name) is not None
+        name: getattr(request, name) for name in RUN_PARAMS if getattr(request, name) is not None
     }
     route = await _route(state, requested, needs_tools=request.tool_choice != "none")
     if route is None:
@@ -180,6 +207,16 @@ def _check_affordable(worst: Price, budget_micros: int, request: CreateResponseR
         )
 
 
+async def get(
+    session: AsyncSession, owner: str | None, response_id: str, param: str = "response_id"
+) -> ResponseRow:
+    """The response `owner` may see, else 404 naming `param`."""
+    row = await store.find_response(session, response_id, owner)
+    if row is None:
+        raise NotFound(f"No response found with id '{response_id}'.", param=param)
+    return row
+
+
 async def render(session: AsyncSession, row: ResponseRow) -> dict[str, Any]:
     """The public object of `row` with its journal."""
     return render_response(
@@ -201,7 +238,7 @@ async def wait_until_done(
         )
         # End the read transaction (without expiring objects) so the next read sees new commits.
         await session.commit()
-        row = await store.get_response(session, row.id, row.owner)
+        row = await get(session, row.owner, row.id)
     return row
 
 
@@ -209,8 +246,17 @@ async def cancel(
     state: AppState, session: AsyncSession, owner: str | None, response_id: str
 ) -> ResponseRow:
     """Cancel a response: idempotent once cancelled, refused once it finished otherwise."""
-    row = await store.get_response(session, response_id, owner)
-    row = await store.request_cancel(session, row)
+    row = await get(session, owner, response_id)
+    cancelled = await store.request_cancel(session, row)
+    if cancelled is None:
+        raise NotFound(f"No response found with id '{response_id}'.", param="response_id")
+    row = cancelled
+    if Status(row.status) in (Status.COMPLETED, Status.FAILED, Status.INCOMPLETE):
+        raise InvalidRequest(
+            f"Cannot cancel a response that is {row.status}.",
+            param="response_id",
+            code="response_not_cancellable",
+        )
     await session.commit()
     state.notifier.cancel_requested(response_id)
     if Status(row.status) is Status.IN_PROGRESS:
@@ -223,18 +269,24 @@ async def delete(
     state: AppState, session: AsyncSession, owner: str | None, response_id: str
 ) -> dict[str, Any]:
     """Delete a response and everything recorded for it; a running one is stopped first."""
-    row = await store.get_response(session, response_id, owner)
+    row = await get(session, owner, response_id)
     await store.delete_response(session, row)
     await session.commit()
     state.notifier.cancel_requested(response_id)
     return {"id": response_id, "object": "response.deleted", "deleted": True}
 
 
-def input_items_page(
-    row: ResponseRow, *, after: str | None, limit: int, order: str
+async def input_items_page(
+    session: AsyncSession,
+    owner: str | None,
+    response_id: str,
+    *,
+    after: str | None,
+    limit: int,
+    order: str,
 ) -> dict[str, Any]:
     """A page of the response's input items in the OpenAI list shape."""
-    items = list(row.input_items)
+    items = list((await get(session, owner, response_id)).input_items)
     if order == "desc":
         items.reverse()
     if after is not None:
@@ -242,11 +294,39 @@ def input_items_page(
         if after not in ids:
             raise InvalidRequest(f"Unknown cursor '{after}'.", param="after")
         items = items[ids.index(after) + 1 :]
-    page = items[:limit]
+    return _list_page(items[:limit], has_more=len(items) > limit)
+
+
+async def list_page(
+    session: AsyncSession,
+    owner: str | None,
+    filters: ListFilter,
+    *,
+    after: str | None,
+    limit: int,
+    order: str,
+) -> dict[str, Any]:
+    """A page of responses for dashboards, each rendered, in the OpenAI list shape."""
+    cursor = None
+    if after is not None:
+        cursor = await store.find_response(session, after, owner)
+        if cursor is None:
+            raise InvalidRequest(f"Unknown cursor '{after}'.", param="after")
+    rows, has_more = await store.list_responses(
+        session, owner, filters, after=cursor, limit=limit, order=order
+    )
+    ids = [row.id for row in rows]
+    steps = await load_steps_for(session, ids)
+    spent = await ledger.spent_for(session, ids)
+    data = [render_response(row, steps.get(row.id, []), spent.get(row.id, 0)) for row in rows]
+    return _list_page(data, has_more=has_more)
+
+
+def _list_page(data: list[dict[str, Any]], *, has_more: bool) -> dict[str, Any]:
     return {
         "object": "list",
-        "data": page,
-        "first_id": page[0]["id"] if page else None,
-        "last_id": page[-1]["id"] if page else None,
-        "has_more": len(items) > limit,
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": has_more,
     }

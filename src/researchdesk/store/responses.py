@@ -10,7 +10,6 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from researchdesk.errors import Conflict, InvalidRequest, NotFound
 from researchdesk.status import Status
 from researchdesk.store.events import append_events
 from researchdesk.store.models import ResponseRow
@@ -82,12 +81,12 @@ async def insert_response(session: AsyncSession, row: ResponseRow) -> ResponseRo
     return row
 
 
-async def get_response(session: AsyncSession, response_id: str, owner: str | None) -> ResponseRow:
-    """The response with that id that `owner` may see, else NotFound."""
+async def find_response(
+    session: AsyncSession, response_id: str, owner: str | None
+) -> ResponseRow | None:
+    """The response with that id if `owner` may see it (read afresh from the database)."""
     row = await session.get(ResponseRow, response_id, populate_existing=True)
-    if row is None or not _visible(row, owner):
-        raise NotFound(f"No response found with id '{response_id}'.", param="response_id")
-    return row
+    return row if row is not None and _visible(row, owner) else None
 
 
 def _visible(row: ResponseRow, owner: str | None) -> bool:
@@ -99,11 +98,12 @@ async def list_responses(
     owner: str | None,
     filters: ListFilter,
     *,
-    after: str | None,
+    after: ResponseRow | None,
     limit: int,
     order: str,
 ) -> tuple[list[ResponseRow], bool]:
-    """A page of responses, newest first unless `order="asc"`, and whether more follow."""
+    """A page of responses after the cursor row `after`, newest first unless `order="asc"`,
+    and whether more follow."""
     conditions: list[ColumnElement[bool]] = []
     if owner is not None:
         conditions.append(ResponseRow.owner == owner)
@@ -122,10 +122,7 @@ async def list_responses(
         conditions.append(ResponseRow.created_at < filters.created_before)
     key = tuple_(ResponseRow.created_at, ResponseRow.id)
     if after is not None:
-        cursor = await session.get(ResponseRow, after)
-        if cursor is None or not _visible(cursor, owner):
-            raise InvalidRequest(f"Unknown cursor '{after}'.", param="after")
-        cursor_key = tuple_(cursor.created_at, cursor.id)
+        cursor_key = tuple_(after.created_at, after.id)
         conditions.append(key > cursor_key if order == "asc" else key < cursor_key)
     ordering = (
         (ResponseRow.created_at.asc(), ResponseRow.id.asc())
@@ -146,8 +143,11 @@ async def list_responses(
     return matched[:limit], len(matched) > limit
 
 
-async def request_cancel(session: AsyncSession, row: ResponseRow) -> ResponseRow:
-    """Cancel: a queued run ends at once; a running one is flagged for its worker to stop."""
+async def request_cancel(session: AsyncSession, row: ResponseRow) -> ResponseRow | None:
+    """Cancel: a queued run ends at once; a running one is flagged for its worker to stop.
+
+    Returns the row as it is then (None if it was deleted meanwhile); a finished one is as it was.
+    """
     cancelled = [("response.cancelled", {"status": Status.CANCELLED})]
     if await append_events(
         session,
@@ -157,7 +157,7 @@ async def request_cancel(session: AsyncSession, row: ResponseRow) -> ResponseRow
         status=Status.CANCELLED,
         cancel_requested=True,
     ):
-        return await _reload(session, row.id)
+        return await session.get(ResponseRow, row.id, populate_existing=True)
     # Only a flag for the worker: a client's stream shows the cancellation when it happens.
     await append_events(
         session,
@@ -167,40 +167,12 @@ async def request_cancel(session: AsyncSession, row: ResponseRow) -> ResponseRow
         ResponseRow.cancel_requested.is_(False),
         cancel_requested=True,
     )
-    row = await _reload(session, row.id)
-    if Status(row.status) in (Status.COMPLETED, Status.FAILED, Status.INCOMPLETE):
-        raise InvalidRequest(
-            f"Cannot cancel a response that is {row.status}.",
-            param="response_id",
-            code="response_not_cancellable",
-        )
-    return row
-
-
-async def _reload(session: AsyncSession, response_id: str) -> ResponseRow:
-    row = await session.get(ResponseRow, response_id, populate_existing=True)
-    if row is None:
-        raise NotFound(f"No response found with id '{response_id}'.", param="response_id")
-    return row
+    return await session.get(ResponseRow, row.id, populate_existing=True)
 
 
 async def delete_response(session: AsyncSession, row: ResponseRow) -> None:
     """Remove a response with its journal and events; its worker's fenced writes then fail."""
     await session.execute(delete(ResponseRow).where(ResponseRow.id == row.id))
-
-
-async def previous_for(session: AsyncSession, previous_id: str, owner: str | None) -> ResponseRow:
-    """The response a new one continues: it must exist, be visible, and have finished."""
-    try:
-        row = await get_response(session, previous_id, owner)
-    except NotFound as exc:
-        raise NotFound(exc.message, param="previous_response_id") from None
-    if not Status(row.status).terminal:
-        raise Conflict(
-            f"Response '{previous_id}' is still {row.status}; continue it once it has finished.",
-            param="previous_response_id",
-        )
-    return row
 
 
 def now() -> float:

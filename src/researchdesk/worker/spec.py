@@ -8,17 +8,8 @@ from researchdesk.agent.prompts import input_messages, system_message
 from researchdesk.agent.state import RunSpec
 from researchdesk.agent.steps import LLMStep, Step
 from researchdesk.config import Settings
+from researchdesk.run_params import MODEL_OPTIONS
 from researchdesk.store.models import ResponseRow
-
-# Request parameters passed to every chat-completions call when the client set them.
-_PASSED_THROUGH = (
-    "temperature",
-    "top_p",
-    "parallel_tool_calls",
-    "user",
-    "safety_identifier",
-    "prompt_cache_key",
-)
 
 
 def build_spec(
@@ -35,7 +26,7 @@ def build_spec(
         for step in chain_steps.get(earlier.id, []):
             if isinstance(step, LLMStep) and step.content:
                 history.append({"role": "assistant", "content": step.content})
-    options = {name: params[name] for name in _PASSED_THROUGH if params.get(name) is not None}
+    options = {name: params[name] for name in MODEL_OPTIONS if params.get(name) is not None}
     return RunSpec(
         model=row.model,
         system=system_message(row.instructions),
