@@ -18,12 +18,13 @@ from researchdesk.pricing.cost import (
     usd_to_micros,
 )
 from researchdesk.pricing.guard import (
-    CONVERSATION_SHARE,
+    STEP_SHARE,
     CallPlan,
     conversation_limit,
     least_budget_micros,
     plan_call,
     prompt_upper_bound,
+    research_step_micros,
     reservation_micros,
     utf8_size,
 )
@@ -42,8 +43,8 @@ from researchdesk.pricing.source import (
 )
 
 __all__ = [
-    "CONVERSATION_SHARE",
     "MICROS_PER_USD",
+    "STEP_SHARE",
     "CallPlan",
     "CatalogFetchError",
     "CatalogOrigin",
@@ -67,6 +68,7 @@ __all__ = [
     "parse_overrides",
     "plan_call",
     "prompt_upper_bound",
+    "research_step_micros",
     "reservation_micros",
     "snapshot_catalog",
     "usd_to_micros",
