@@ -297,6 +297,7 @@ def print_distribution(outcome: Outcome) -> None:
     budgets = outcome.budgets
     fractions = [run.used for run in outcome.stopped]
     beyond = [run.used for run in outcome.stopped if run.beyond > 0]
+    within = [run.used for run in outcome.stopped if run.beyond <= 0]
     deciles = statistics.quantiles(fractions, n=10) if len(fractions) > 1 else fractions
     print(
         f"\nbudget property: {RUNS} runs (budgets ${min(budgets) / 1e6:.6f} to "
@@ -304,7 +305,8 @@ def print_distribution(outcome: Outcome) -> None:
         f"ended by {dict(outcome.reasons)}; of those stopped by the budget, used fraction "
         f"min={min(fractions):.3f} p10={deciles[0]:.3f} median={statistics.median(fractions):.3f} "
         f"max={max(fractions):.3f}; deciles={[round(d, 3) for d in deciles]}; "
-        f"{len(beyond)} whose prompt outgrew the share: min={min(beyond, default=1):.3f}"
+        f"{len(within)} within the share: min={min(within, default=1):.3f}; "
+        f"{len(beyond)} whose prompt outgrew it: min={min(beyond, default=1):.3f}"
     )
     buckets = [0] * 10
     for fraction in fractions:
