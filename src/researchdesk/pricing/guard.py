@@ -162,7 +162,9 @@ A step is the shortest research call and the final answer it must leave room for
 what is left, and the final answer and its continuations only spend, so a run the budget stopped
 leaves unspent less than one step. Keeping every step within this share (the door refuses
 inputs whose first step exceeds it; the worker cuts tool output that would grow it past it)
-makes such a run spend more than 80% of its budget, whatever its answer costs.
+makes such a run spend more than 80% of its budget, whatever its answer costs. Only what the
+model itself adds to a full conversation (its messages, the notes standing in for tool output)
+can grow the step past the share; each such token may leave two prompt tokens' worth unspent.
 """
 
 
