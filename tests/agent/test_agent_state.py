@@ -190,3 +190,19 @@ def test_pending_calls_are_positional_when_providers_repeat_call_ids() -> None:
     assert state.pending_calls() == (first, second)
     state.apply(ToolStep(first.id, "hf_papers", "{}", "result"))
     assert state.next_step() == RunTools((second,))
+
+
+def test_a_research_reply_the_budget_cut_short_lets_research_go_on() -> None:
+    # `max_output_tokens` is 100: a reply cut off at 60 tokens was cut by the budget's limit.
+    cut = LLMStep("Let me", (), TokenUsage(10, 60), finish_reason="length")
+    assert AgentState(spec(), [cut]).next_step() == CallModel(tools_on=True)
+    last_turn = AgentState(spec(max_turns=2), [cut]).next_step()
+    assert last_turn == CallModel(tools_on=False, stop_reason="max_turns")
+    # Cut off at the request's own limit, or with no usage reported: the request's limit.
+    own = LLMStep("Let me", (), TokenUsage(10, 100), finish_reason="length")
+    assert AgentState(spec(), [own]).next_step() == Finish(Incomplete("max_output_tokens"))
+    unknown = LLMStep("Let me", (), TokenUsage(), finish_reason="length")
+    assert AgentState(spec(), [unknown]).next_step() == Finish(Incomplete("max_output_tokens"))
+    # Without tools there is no research to go on with.
+    alone = AgentState(spec(tools_enabled=False), [cut]).next_step()
+    assert alone == Finish(Incomplete("max_output_tokens"))

@@ -173,11 +173,11 @@ def test_a_local_model_priced_by_the_operator_file(
 def run_never_stopping(
     service: httpx.Client, router: FakeRouter, research: Step, final: Step, model: str = KIMI
 ) -> dict[str, Any]:
-    """A $0.05 run of a model that researches whenever it may: the finished response."""
+    """A $0.10 run of a model that researches whenever it may: the finished response."""
     router.set_handler(lambda request: research if request.get("tools") else final)
     created = service.post(
         "/v1/responses",
-        json={"model": model, "input": "q", "background": True, "max_cost_usd": 0.05},
+        json={"model": model, "input": "q", "background": True, "max_cost_usd": 0.1},
     ).json()
     return wait_for(service, created["id"])
 
@@ -185,12 +185,12 @@ def run_never_stopping(
 def test_the_budget_cuts_research_short_and_keeps_a_final_answer(
     service: httpx.Client, router: FakeRouter
 ) -> None:
-    research = tool_calls(SEARCH, usage=Usage(4_000, 200))
+    research = tool_calls(SEARCH, usage=Usage(4_000, 1_000))
     final = reply("Final answer from what was found.", usage=Usage(5_000, 400))
     body = run_never_stopping(service, router, research, final)
     assert body["status"] == "incomplete"
     assert body["incomplete_details"] == {"reason": "max_cost_usd"}
-    assert body["usage"]["total_usd"] <= 0.05
+    assert body["usage"]["total_usd"] <= 0.1
     assert body["output"][-1]["type"] == "message"
     assert body["output"][-1]["content"][0]["text"] == "Final answer from what was found."
     last = router.chat_requests()[-1]
@@ -206,14 +206,15 @@ def test_a_budget_too_small_to_research_the_input_is_refused_with_its_minimum(
     assert refused.status_code == 400
     error = refused.json()["error"]
     assert (error["code"], error["param"]) == ("max_cost_too_low", "max_cost_usd")
-    # Every call re-sends the input: at together, the dearer live provider, a short call costs
-    # (20000 + 4096) × $1/M + 64 × $3/M = 0.024288 USD, at most 15% of the budget.
+    # Every call re-sends the input: at together, a research step (a
+    # 256-token research call, then a 256-token answer after its reply) costs (20000 + 4096) ×
+    # $1/M + 256 × $3/M + (24096 + 4 × 256) × $1/M + 256 × $3/M = 0.050752 USD, at most 20%.
     least = re.search(r"at least ([0-9.]+) USD", error["message"])
     assert least is not None
-    assert least.group(1) == "0.16192"
-    below = service.post("/v1/responses", json={**request, "max_cost_usd": 0.161919})
+    assert least.group(1) == "0.25376"
+    below = service.post("/v1/responses", json={**request, "max_cost_usd": 0.253759})
     assert below.status_code == 400
-    accepted = service.post("/v1/responses", json={**request, "max_cost_usd": 0.16192})
+    accepted = service.post("/v1/responses", json={**request, "max_cost_usd": 0.25376})
     assert accepted.status_code == 200
 
 
@@ -224,10 +225,11 @@ def test_tool_output_is_cut_to_keep_the_conversation_within_its_share(
     final = reply("Final.", usage=Usage(5_500, 400))
     body = run_never_stopping(service, router, research, final, model=f"{KIMI}:together")
     assert body["status"] == "incomplete"
-    assert body["usage"]["total_usd"] <= 0.05
-    # A short call may cost 15% of 0.05 USD: 7308 prompt tokens at $1/M (and 64 at $3/M). The
-    # model's 5000 leave the paper's text ~1700 bytes, so it is cut; the model saw what the
-    # response shows.
+    assert body["usage"]["total_usd"] <= 0.1
+    # A research step may cost 20% of 0.10 USD: prompts of up to 8720 tokens at $1/M (with
+    # 256 + 256 tokens at $3/M and the reply's 1024 bytes). The model's 5000 and the hf_papers
+    # schema leave the paper's text ~1000 bytes, so it is cut; the model saw what the response
+    # shows.
     outputs = [item["output"] for item in body["output"] if item["type"] == "custom_tool_call"]
     assert outputs
     assert outputs[0].endswith(CUT_MARKER)

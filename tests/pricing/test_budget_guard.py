@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from researchdesk.pricing import (
-    CONVERSATION_SHARE,
+    STEP_SHARE,
     CallPlan,
     Price,
     call_cost_micros,
@@ -17,6 +17,7 @@ from researchdesk.pricing import (
     least_budget_micros,
     plan_call,
     prompt_upper_bound,
+    research_step_micros,
     reservation_micros,
     utf8_size,
 )
@@ -92,15 +93,43 @@ def test_min_useful_above_desired_reads_as_desired() -> None:
     assert plan_call(KIMI, 1_000_000, 0, 50, 500) == CallPlan(50, 125, 0)
 
 
-def test_least_budget_lets_one_short_call_cost_at_most_its_share() -> None:
-    # 3000 × 0.6 + 64 × 2.5 = 1960 µ$ for a short call; 1960 / 0.15 = 13066.7, rounded up.
-    assert least_budget_micros(KIMI, 3000) == 13_067
-    assert reservation_micros(KIMI, 3000, 64) <= 13_067 * CONVERSATION_SHARE
-    assert reservation_micros(KIMI, 3000, 64) > 13_066 * CONVERSATION_SHARE
-    # The conversation a budget allows is the prompt of such a call.
-    assert conversation_limit(KIMI, 13_067) >= 3000
-    assert conversation_limit(KIMI, 13_066) < 3000
-    assert conversation_limit(Price(Decimal(0), Decimal(1)), 10) == Decimal("Infinity")
+def test_a_research_step_is_a_short_research_call_and_the_final_answer_after_it() -> None:
+    # 3000 × 0.6 + 256 × 2.5 = 2440 µ$, then (3000 + 4 × 256) × 0.6 + 256 × 2.5 = 3054.4 → 3055;
+    # with a 16-token research call: 1840, then 3064 × 0.6 + 640 = 2478.4 → 2479.
+    assert research_step_micros(KIMI, 3000) == 2_440 + 3_055
+    assert research_step_micros(KIMI, 3000, 16) == 1_840 + 2_479
+
+
+def test_least_budget_lets_one_research_step_cost_at_most_its_share() -> None:
+    # 5495 / 0.2 = 27475 exactly.
+    assert least_budget_micros(KIMI, 3000) == 27_475
+    assert research_step_micros(KIMI, 3000) <= 27_475 * STEP_SHARE
+    assert research_step_micros(KIMI, 3000) > 27_474 * STEP_SHARE
+    # The conversation a budget allows is the prompt of such a step.
+    assert conversation_limit(KIMI, 27_475) == 3000
+    assert conversation_limit(KIMI, 27_474) == 2999
+    assert conversation_limit(KIMI, 10) == -1
+    # Free prompts: no limit once the step's 512 output tokens at $1/M fit 20% of the budget.
+    assert conversation_limit(Price(Decimal(0), Decimal(1)), 2_560) is None
+    assert conversation_limit(Price(Decimal(0), Decimal(1)), 2_559) == -1
+
+
+@given(
+    input_price=st.decimals(min_value=Decimal("0.001"), max_value=100, places=3),
+    output_price=st.decimals(min_value=0, max_value=100, places=3),
+    budget=st.integers(min_value=0, max_value=10**8),
+)
+@settings(max_examples=300)
+def test_the_conversation_limit_is_the_largest_prompt_whose_step_fits_the_share(
+    input_price: Decimal, output_price: Decimal, budget: int
+) -> None:
+    price = Price(input_price, output_price)
+    limit = conversation_limit(price, budget)
+    assert limit is not None
+    if limit >= 0:
+        assert research_step_micros(price, limit) <= budget * STEP_SHARE
+        assert least_budget_micros(price, limit) <= budget
+    assert research_step_micros(price, limit + 1) > budget * STEP_SHARE
 
 
 def test_plan_rejects_nonsense_arguments() -> None:

@@ -66,8 +66,8 @@ class Budget(Protocol):
     async def output_allowance(self, *, prompt_bound: int) -> int | None:
         """UTF-8 bytes the prompt may still grow by.
 
-        As much as keeps a short final answer affordable and one re-send of the conversation
-        within its share of the budget; None when no money guard applies.
+        As much as keeps a short final answer affordable and the next research step within its
+        share of the budget; None when no money guard applies.
         """
         ...
 
@@ -182,11 +182,16 @@ class Agent:
         journal: Journal,
         budget: Budget,
     ) -> Failed | None:
-        # The prompt of a final answer after these calls, less their outputs: the allowance
-        # is what those outputs may add (each message also costs its overhead and a separator).
-        final = [*state.messages(), {"role": "system", "content": FINAL_ANSWER_NOTICE}]
+        # The prompt of the next call after these calls, less their outputs: a final answer, or
+        # more research with the tool schemas. The allowance is what those outputs may add (each
+        # message also costs its overhead and a separator).
+        messages = state.messages()
+        final = [*messages, {"role": "system", "content": FINAL_ANSWER_NOTICE}]
         per_call = PER_MESSAGE_OVERHEAD_TOKENS + 2
-        bound = state.prompt_bound(final, None) + per_call * len(calls)
+        next_prompt = max(
+            state.prompt_bound(final, None), state.prompt_bound(messages, self._tool_specs)
+        )
+        bound = next_prompt + per_call * len(calls)
         allowance = await budget.output_allowance(prompt_bound=bound)
         share = None if allowance is None else allowance // len(calls)
         limit = state.spec.max_tool_calls

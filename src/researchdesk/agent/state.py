@@ -152,7 +152,7 @@ class AgentState:
         if last is not None:
             if pending := self.pending_calls():
                 return RunTools(pending)
-            if not last.tool_calls:
+            if not last.tool_calls and not self._cut_by_budget(last):
                 if last.stop_reason is not None:
                     if self._may_continue(last):
                         # The money that bounded this answer is known exactly now: go on.
@@ -182,6 +182,20 @@ class AgentState:
             1 for s in self.steps if isinstance(s, LLMStep) and s.stop_reason == "max_cost_usd"
         )
         return is_cut_answer(answer) and parts <= MAX_ANSWER_CONTINUATIONS
+
+    def _cut_by_budget(self, reply: LLMStep) -> bool:
+        """Whether a research reply was cut off short of `max_output_tokens`.
+
+        Then the budget had lowered its limit (the provider honours `max_tokens`, so a reply cut
+        at the request's own limit reports that many tokens), and research goes on: the next
+        call gets what is left, or the final answer does when no research call fits any more.
+        """
+        return (
+            self.spec.tools_enabled
+            and reply.stop_reason is None
+            and reply.finish_reason == "length"
+            and 0 < reply.usage.completion_tokens < self.spec.max_output_tokens
+        )
 
     def continues_answer(self) -> bool:
         """Whether the next call continues a final answer cut off by its token limit."""

@@ -20,10 +20,10 @@ from researchdesk.api.schemas import CreateResponseRequest, normalize_input
 from researchdesk.errors import Conflict, InvalidRequest, NotFound
 from researchdesk.pricing.cost import format_usd, usd_to_micros
 from researchdesk.pricing.guard import (
-    FINAL_MIN_TOKENS,
+    STEP_SHARE,
     first_prompt_bound,
     least_budget_micros,
-    reservation_micros,
+    research_step_micros,
 )
 from researchdesk.pricing.models import InvalidModelId, Price
 from researchdesk.pricing.routing import (
@@ -199,9 +199,10 @@ def _check_affordable(worst: Price, budget_micros: int, request: CreateResponseR
     if budget_micros < least:
         raise InvalidRequest(
             f"max_cost_usd is too small for this model and input: every call re-sends the "
-            f"input, so one short call may cost up to "
-            f"{format_usd(reservation_micros(worst, prompt, FINAL_MIN_TOKENS))} USD, and a run "
-            f"needs room for several. This request needs at least {format_usd(least)} USD.",
+            f"input, so one research step (a short research call and the final answer after "
+            f"it) may cost up to {format_usd(research_step_micros(worst, prompt))} USD, which "
+            f"may be at most {STEP_SHARE:.0%} of the budget. This request needs at least "
+            f"{format_usd(least)} USD.",
             param="max_cost_usd",
             code="max_cost_too_low",
         )

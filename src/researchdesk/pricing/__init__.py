@@ -18,12 +18,13 @@ from researchdesk.pricing.cost import (
     usd_to_micros,
 )
 from researchdesk.pricing.guard import (
-    CONVERSATION_SHARE,
+    STEP_SHARE,
     CallPlan,
     conversation_limit,
     least_budget_micros,
     plan_call,
     prompt_upper_bound,
+    research_step_micros,
     reservation_micros,
     utf8_size,
 )
@@ -49,9 +50,9 @@ from researchdesk.pricing.source import (
 )
 
 __all__ = [
-    "CONVERSATION_SHARE",
     "MICROS_PER_USD",
     "PROMPT_TOKENS_PER_COMPLETION_TOKEN",
+    "STEP_SHARE",
     "CallPlan",
     "CatalogFetchError",
     "CatalogOrigin",
@@ -79,6 +80,7 @@ __all__ = [
     "parse_overrides",
     "plan_call",
     "prompt_upper_bound",
+    "research_step_micros",
     "reservation_micros",
     "snapshot_catalog",
     "usd_to_micros",

@@ -32,12 +32,15 @@ from researchdesk.pricing.cost import ceil_micros, exact_decimal
 from researchdesk.pricing.models import Price
 
 __all__ = [
-    "CONVERSATION_SHARE",
+    "FINAL_HEADROOM_TOKENS",
+    "RESEARCH_MIN_TOKENS",
+    "STEP_SHARE",
     "CallPlan",
     "conversation_limit",
     "least_budget_micros",
     "plan_call",
     "prompt_upper_bound",
+    "research_step_micros",
     "reservation_micros",
     "utf8_size",
 ]
@@ -139,17 +142,29 @@ def plan_call(
 FINAL_MIN_TOKENS = 64
 """The shortest final answer worth asking for."""
 
+RESEARCH_MIN_TOKENS = 256
+"""The smallest `max_tokens` a research call (text plus tool calls) is made with."""
+
+FINAL_HEADROOM_TOKENS = 256
+"""The final answer a research call must leave room for."""
+
+REPLY_BYTES_PER_TOKEN = 4
+"""Bytes one token of a reply is taken to add to the next prompt (its bound counts bytes)."""
+
 FIXED_PROMPT_BYTES = 4_096
 """Room for the system prompt, the tool schemas and the chat template in a first call."""
 
-CONVERSATION_SHARE = Decimal("0.15")
-"""The most of a run's budget that one short call may cost at worst.
+STEP_SHARE = Decimal("0.2")
+"""The most of a run's budget that one research step may cost at worst.
 
-Every call re-sends the whole conversation, and a budget-cut run stops when the next call no
-longer fits, so what it leaves unspent is less than one short call: the conversation re-sent
-with a `FINAL_MIN_TOKENS` answer. Keeping that call within this share (the door refuses inputs
-that already exceed it; the worker cuts tool output that would grow past it) keeps such a run
-spending at least 80% of its budget, and leaves it room for several turns of research.
+A step is the shortest research call and the final answer it must leave room for
+(`research_step_micros`). The worker stops researching only when the next step no longer fits
+what is left, and the final answer and its continuations only spend, so a run the budget stopped
+leaves unspent less than one step. Keeping every step within this share (the door refuses
+inputs whose first step exceeds it; the worker cuts tool output that would grow it past it)
+makes such a run spend more than 80% of its budget, whatever its answer costs. Only what the
+model itself adds to a full conversation (its messages, the notes standing in for tool output)
+can grow the step past the share; each such token may leave two prompt tokens' worth unspent.
 """
 
 
@@ -158,20 +173,43 @@ def first_prompt_bound(input_utf8_bytes: int) -> int:
     return input_utf8_bytes + FIXED_PROMPT_BYTES
 
 
+def research_step_micros(
+    price_worst: Price, prompt_bound: int, research_tokens: int = RESEARCH_MIN_TOKENS
+) -> int:
+    """The worst case of a research call of `research_tokens` and of the final answer after it.
+
+    The final prompt is this one plus the reply (`REPLY_BYTES_PER_TOKEN` per token); tool
+    output is then cut to what is left.
+    """
+    after = prompt_bound + REPLY_BYTES_PER_TOKEN * research_tokens
+    return reservation_micros(price_worst, prompt_bound, research_tokens) + reservation_micros(
+        price_worst, after, FINAL_HEADROOM_TOKENS
+    )
+
+
 def least_budget_micros(price_worst: Price, prompt_bound: int) -> int:
     """The smallest budget a run whose first prompt is bounded by `prompt_bound` may have.
 
-    One short call with that prompt may cost at most `CONVERSATION_SHARE` of it.
+    Its first research step may cost at most `STEP_SHARE` of it.
     """
-    short_call = reservation_micros(price_worst, prompt_bound, FINAL_MIN_TOKENS)
-    return math.ceil(Fraction(short_call) / Fraction(CONVERSATION_SHARE))
+    step = research_step_micros(price_worst, prompt_bound)
+    return math.ceil(Fraction(step) / Fraction(STEP_SHARE))
 
 
-def conversation_limit(price_worst: Price, budget_micros: int) -> Decimal:
-    """The largest prompt bound, in tokens, whose short call fits `CONVERSATION_SHARE`."""
+def conversation_limit(price_worst: Price, budget_micros: int) -> int | None:
+    """The largest prompt bound whose research step fits `STEP_SHARE` of the budget.
+
+    -1 when not even an empty prompt fits; None when prompt tokens are free (no limit).
+    """
+    share = Fraction(budget_micros) * Fraction(STEP_SHARE)
     if price_worst.prompt_rate_bound == 0:
-        return Decimal("Infinity")
-    with decimal.localcontext() as context:
-        context.prec = 40
-        room = budget_micros * CONVERSATION_SHARE - FINAL_MIN_TOKENS * price_worst.output_per_m
-        return room / price_worst.prompt_rate_bound
+        return None if research_step_micros(price_worst, 0) <= share else -1
+    # The step costs at least two prompts, so `high` does not fit; search the largest that does.
+    low, high = -1, math.floor(share / (2 * Fraction(price_worst.prompt_rate_bound))) + 1
+    while high - low > 1:
+        middle = (low + high) // 2
+        if research_step_micros(price_worst, middle) <= share:
+            low = middle
+        else:
+            high = middle
+    return low

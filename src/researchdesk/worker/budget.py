@@ -12,10 +12,13 @@ from researchdesk.config import Settings
 from researchdesk.pricing.catalog import PriceCatalog
 from researchdesk.pricing.cost import call_cost_micros
 from researchdesk.pricing.guard import (
+    FINAL_HEADROOM_TOKENS,
     FINAL_MIN_TOKENS,
+    RESEARCH_MIN_TOKENS,
     CallPlan,
     conversation_limit,
     plan_call,
+    research_step_micros,
     reservation_micros,
 )
 from researchdesk.pricing.models import ModelRef, Price
@@ -23,13 +26,6 @@ from researchdesk.pricing.source import CatalogSource
 from researchdesk.store import ledger, runs
 
 logger = logging.getLogger(__name__)
-
-FINAL_HEADROOM_TOKENS = 256
-"""The final answer a research call must leave room for."""
-RESEARCH_MIN_TOKENS = 256
-"""The smallest `max_tokens` a research call (text plus tool calls) is made with."""
-REPLY_BYTES_PER_TOKEN = 4
-"""Bytes one token of a reply is taken to add to the next prompt (its bound counts bytes)."""
 
 
 class RunBudget:
@@ -77,15 +73,14 @@ class RunBudget:
             return None
         max_cost, remaining = await self._money()
         spare = remaining - reservation_micros(worst, prompt_bound, FINAL_HEADROOM_TOKENS)
-        rate = worst.prompt_rate_bound
         if spare <= 0:
             return 0
-        if rate == 0:
+        limit = conversation_limit(worst, max_cost)
+        if limit is None:  # prompt tokens are free
             return None
         # µUSD / (µUSD per token) = tokens; each byte is at most one token.
-        affordable = Decimal(spare) / rate
-        share = conversation_limit(worst, max_cost) - prompt_bound
-        return max(0, int(min(affordable, share)))
+        affordable = int(Decimal(spare) / worst.prompt_rate_bound)
+        return max(0, min(affordable, limit - prompt_bound))
 
     def _worst(self, catalog: PriceCatalog) -> Price | None:
         """The run's price: the catalog's for its (pinned) model, else the door's.
@@ -157,18 +152,10 @@ class RunBudget:
 def _research_plan(
     worst: Price, remaining: int, prompt_bound: int, desired_tokens: int
 ) -> CallPlan | None:
-    """The largest research call that still leaves a short final answer affordable after it.
-
-    After a call of `m` tokens the next prompt is bounded by this one plus the reply's bytes
-    (at most `REPLY_BYTES_PER_TOKEN × m`); tool output is trimmed to what is left then.
-    """
+    """The largest research call that still leaves a short final answer affordable after it."""
 
     def fits(tokens: int) -> bool:
-        after = prompt_bound + REPLY_BYTES_PER_TOKEN * tokens
-        total = reservation_micros(worst, prompt_bound, tokens) + reservation_micros(
-            worst, after, FINAL_HEADROOM_TOKENS
-        )
-        return total <= remaining
+        return research_step_micros(worst, prompt_bound, tokens) <= remaining
 
     low = min(RESEARCH_MIN_TOKENS, desired_tokens)
     if not fits(low):
