@@ -27,9 +27,9 @@ from sqlalchemy import select
 from researchdesk.agent.llm import LLMClient
 from researchdesk.agent.loop import Agent
 from researchdesk.agent.state import AgentState
+from researchdesk.agent.steps import LLMStep
+from researchdesk.agent.steps import Step as JournalStep
 from researchdesk.config import Settings
-from researchdesk.journal import LLMStep
-from researchdesk.journal import Step as JournalStep
 from researchdesk.pricing.cost import usd_to_micros
 from researchdesk.pricing.guard import (
     RESEARCH_MIN_TOKENS,
