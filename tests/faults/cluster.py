@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import math
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -24,55 +23,7 @@ from researchdesk.store.models import EventRow, LedgerRow, ResponseRow, StepRow
 from researchdesk.testing.hub import FakeHub
 from researchdesk.testing.router import DEFAULT_MODELS, FakeRouter
 from researchdesk.testing.server import free_port
-
-
-class Process:
-    """One `researchdesk` subprocess with its own log file."""
-
-    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
-        self.args = args
-        self._env = env
-        self.log = log
-        self.popen: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self.popen is not None
-        return self.popen.pid
-
-    def start(self) -> Process:
-        with self.log.open("ab") as log:
-            command = [sys.executable, "-m", "researchdesk.cli", *self.args]
-            self.popen = subprocess.Popen(command, env=self._env, stdout=log, stderr=log)
-        return self
-
-    def alive(self) -> bool:
-        return self.popen is not None and self.popen.poll() is None
-
-    def signal(self, signum: int) -> None:
-        assert self.popen is not None
-        self.popen.send_signal(signum)
-
-    def kill(self) -> None:
-        if self.alive():
-            assert self.popen is not None
-            self.popen.kill()
-            self.popen.wait(timeout=10)
-
-    def wait(self, seconds: float) -> int | None:
-        assert self.popen is not None
-        try:
-            return self.popen.wait(timeout=seconds)
-        except subprocess.TimeoutExpired:
-            return None
-
-    def stop(self) -> None:
-        if not self.alive():
-            return
-        self.signal(signal.SIGCONT)
-        self.signal(signal.SIGTERM)
-        if self.wait(15) is None:
-            self.kill()
+from tests.processes import Process
 
 
 @dataclass
@@ -85,23 +36,17 @@ class Cluster:
     processes: list[Process]
     api_url: str = ""
 
-    def _process(self, name: str, args: list[str]) -> Process:
-        process = Process(args, self.env, self.folder / f"{name}-{len(self.processes)}.log")
+    def _process(self, name: str, args: list[str], ready_url: str | None = None) -> Process:
+        log = self.folder / f"{name}-{len(self.processes)}.log"
+        process = Process(args, self.env, log, ready_url)
         self.processes.append(process)
         return process.start()
 
     def start_api(self) -> Process:
         port = free_port()
         self.api_url = f"http://127.0.0.1:{port}"
-        api = self._process("api", ["serve", "--no-worker", "--port", str(port)])
-        for _ in range(300):
-            try:
-                if httpx.get(f"{self.api_url}/readyz", timeout=1).status_code == 200:
-                    return api
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"API did not start:\n{api.log.read_text()}")
+        args = ["serve", "--no-worker", "--port", str(port)]
+        return self._process("api", args, ready_url=f"{self.api_url}/readyz")
 
     def start_worker(self, concurrency: int = 4) -> Process:
         return self._process("worker", ["worker", "--concurrency", str(concurrency)])

@@ -1,13 +1,17 @@
-"""Small helpers the integration tests share (bounded polling, the spec's key lists)."""
+"""Helpers the integration tests share: bounded polling, the spec's examples, expected costs."""
 
 from __future__ import annotations
 
 import json
+import math
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from researchdesk.testing.router import DEFAULT_MODELS, FakeRouter, Step
 
 TERMINAL = {"completed", "failed", "incomplete", "cancelled"}
 TYPED_USAGE_KEYS = [
@@ -46,3 +50,47 @@ def wait_for(
             return body
         time.sleep(0.05)
     raise AssertionError(f"response {response_id} stayed {body.get('status')}")
+
+
+def router_price(model: str, provider: str) -> tuple[Decimal, Decimal]:
+    """The test server's own published price: USD per million input and output tokens."""
+    model = model.split(":")[0]
+    for entry in DEFAULT_MODELS:
+        if entry["id"] == model:
+            for offer in entry["providers"]:
+                if offer["provider"] == provider:
+                    pricing = offer["pricing"]
+                    return Decimal(str(pricing["input"])), Decimal(str(pricing["output"]))
+    raise KeyError((model, provider))
+
+
+def expected_micros(router: FakeRouter, model: str) -> int:
+    """Each billed call: tokens × USD per million = micro-USD, rounded up once per call."""
+    total = 0
+    for billed in router.billed:
+        input_price, output_price = router_price(model, billed.provider)
+        exact = (
+            billed.usage.prompt_tokens * input_price + billed.usage.completion_tokens * output_price
+        )
+        total += math.ceil(exact)
+    return total
+
+
+KIMI = "moonshotai/Kimi-K2.6"
+
+
+def run_never_stopping(
+    service: httpx.Client,
+    router: FakeRouter,
+    research: Step,
+    final: Step,
+    model: str = KIMI,
+    budget: float = 0.05,
+) -> dict[str, Any]:
+    """A run of a model that researches whenever it may: the finished response."""
+    router.set_handler(lambda request: research if request.get("tools") else final)
+    created = service.post(
+        "/v1/responses",
+        json={"model": model, "input": "q", "background": True, "max_cost_usd": budget},
+    ).json()
+    return wait_for(service, created["id"])

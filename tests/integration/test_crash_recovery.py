@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,56 +13,21 @@ import pytest
 from researchdesk.testing.hub import FakeHub
 from researchdesk.testing.router import FakeRouter, reply, tool_calls
 from researchdesk.testing.server import free_port
-from tests.integration.helpers import wait_for
-from tests.integration.test_money import expected_micros
+from tests.integration.helpers import expected_micros, wait_for
+from tests.processes import Process
 
 SEARCH = ("hf_papers", {"operation": "search", "query": "capacity factors"})
 READ = ("hf_papers", {"operation": "read_paper", "arxiv_id": "2501.01234"})
 MODEL = "moonshotai/Kimi-K2.6:novita"
 
 
-class ServerProcess:
-    """`researchdesk serve` as a real subprocess, restartable on the same port and database."""
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._env = env
-        self._log = log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        command = [sys.executable, "-m", "researchdesk.cli", "serve", "--port", str(self.port)]
-        with self._log.open("ab") as log:
-            self.process = subprocess.Popen(command, env=self._env, stdout=log, stderr=log)
-        for _ in range(200):
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise AssertionError(f"server did not start:\n{self._log.read_text()}")
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+def base_url(server: Process) -> str:
+    assert server.ready_url is not None
+    return server.ready_url.removesuffix("/healthz")
 
 
 @pytest.fixture
-def server(tmp_path: Path, router: FakeRouter, hub: FakeHub) -> Iterator[ServerProcess]:
+def server(tmp_path: Path, router: FakeRouter, hub: FakeHub) -> Iterator[Process]:
     env = {
         **os.environ,
         "RESEARCHDESK_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'rd.db'}",
@@ -77,18 +39,20 @@ def server(tmp_path: Path, router: FakeRouter, hub: FakeHub) -> Iterator[ServerP
         "RESEARCHDESK_POLL_INTERVAL_SECONDS": "0.1",
         "RESEARCHDESK_RETRY_BASE_SECONDS": "0.01",
     }
-    process = ServerProcess(env, tmp_path / "server.log")
+    port = free_port()
+    args = ["serve", "--port", str(port)]
+    process = Process(args, env, tmp_path / "server.log", f"http://127.0.0.1:{port}/healthz")
     yield process
     process.stop()
 
 
 def test_sigkill_mid_run_resumes_without_resending_completed_steps(
-    server: ServerProcess, router: FakeRouter, hub: FakeHub
+    server: Process, router: FakeRouter, hub: FakeHub
 ) -> None:
     held = threading.Event()
     router.script(tool_calls(SEARCH), tool_calls(READ, gate=held))
     server.start()
-    with httpx.Client(base_url=server.url, timeout=30) as client:
+    with httpx.Client(base_url=base_url(server), timeout=30) as client:
         rid = client.post(
             "/v1/responses",
             json={"input": "What are capacity factors?", "background": True, "max_cost_usd": 0.5},
@@ -101,7 +65,7 @@ def test_sigkill_mid_run_resumes_without_resending_completed_steps(
         tool_calls(READ), reply("Final [paper](https://huggingface.co/papers/2501.01234)")
     )
     server.start()
-    with httpx.Client(base_url=server.url, timeout=30) as client:
+    with httpx.Client(base_url=base_url(server), timeout=30) as client:
         body = wait_for(client, rid)
 
     assert body["status"] == "completed", body

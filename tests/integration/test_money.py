@@ -4,66 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import re
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import select
 
 from researchdesk.agent.trim import CUT_MARKER
 from researchdesk.store.db import create_engine, create_sessionmaker
 from researchdesk.store.models import LedgerRow
 from researchdesk.testing.router import (
-    DEFAULT_MODELS,
     FakeRouter,
-    Step,
     Usage,
     reply,
     tool_calls,
 )
-from tests.integration.helpers import wait_for
+from tests.integration.helpers import KIMI, expected_micros, run_never_stopping, wait_for
 
 SEARCH = ("hf_papers", {"operation": "search", "query": "routing"})
 READ = ("hf_papers", {"operation": "read_paper", "arxiv_id": "2501.01234"})
-KIMI = "moonshotai/Kimi-K2.6"
-
-
-def router_price(model: str, provider: str) -> tuple[Decimal, Decimal]:
-    """The test server's own published price: USD per million input and output tokens."""
-    model = model.split(":")[0]
-    for entry in DEFAULT_MODELS:
-        if entry["id"] == model:
-            for offer in entry["providers"]:
-                if offer["provider"] == provider:
-                    pricing = offer["pricing"]
-                    return Decimal(str(pricing["input"])), Decimal(str(pricing["output"]))
-    raise KeyError((model, provider))
-
-
-def expected_micros(router: FakeRouter, model: str) -> int:
-    """Each billed call: tokens × USD per million = micro-USD, rounded up once per call."""
-    total = 0
-    for billed in router.billed:
-        input_price, output_price = router_price(model, billed.provider)
-        exact = (
-            billed.usage.prompt_tokens * input_price + billed.usage.completion_tokens * output_price
-        )
-        total += math.ceil(exact)
-    return total
-
-
-def start(start_service: Any, make_settings: Any, url: str, **overrides: Any) -> httpx.Client:
-    return httpx.Client(base_url=start_service(make_settings(url, **overrides)), timeout=30)
-
-
-@pytest.fixture
-def service(start_service: Any, make_settings: Any, sqlite_url: str) -> httpx.Client:
-    with start(start_service, make_settings, sqlite_url) as client:
-        yield client
 
 
 def test_cost_is_exact_and_uses_the_provider_that_served(
@@ -134,10 +94,10 @@ def test_unpriced_models_are_refused_at_the_door(service: httpx.Client) -> None:
 
 
 def test_operator_may_allow_unpriced_runs_which_are_not_reported_free(
-    start_service: Any, make_settings: Any, sqlite_url: str, router: FakeRouter
+    client_for: Any, router: FakeRouter
 ) -> None:
     router.script(reply("ok"))
-    with start(start_service, make_settings, sqlite_url, allow_unpriced_models=True) as client:
+    with client_for(allow_unpriced_models=True) as client:
         created = client.post(
             "/v1/responses", json={"model": "zai-org/GLM-4.6", "input": "q", "background": True}
         ).json()
@@ -156,35 +116,18 @@ def test_max_cost_is_checked_and_defaulted(service: httpx.Client, router: FakeRo
 
 
 def test_a_local_model_priced_by_the_operator_file(
-    start_service: Any, make_settings: Any, sqlite_url: str, router: FakeRouter, tmp_path: Path
+    client_for: Any, router: FakeRouter, tmp_path: Path
 ) -> None:
     prices = tmp_path / "prices.json"
     prices.write_text(json.dumps([{"model": "local/llama", "input": 0, "output": 0}]))
     router.script(reply("local answer", usage=Usage(500, 50)))
-    with start(start_service, make_settings, sqlite_url, pricing_file=prices) as client:
+    with client_for(pricing_file=prices) as client:
         created = client.post(
             "/v1/responses", json={"model": "local/llama", "input": "q", "background": True}
         ).json()
         body = wait_for(client, created["id"])
     assert body["status"] == "completed"
     assert body["usage"]["total_usd"] == 0.0
-
-
-def run_never_stopping(
-    service: httpx.Client,
-    router: FakeRouter,
-    research: Step,
-    final: Step,
-    model: str = KIMI,
-    budget: float = 0.05,
-) -> dict[str, Any]:
-    """A run of a model that researches whenever it may: the finished response."""
-    router.set_handler(lambda request: research if request.get("tools") else final)
-    created = service.post(
-        "/v1/responses",
-        json={"model": model, "input": "q", "background": True, "max_cost_usd": budget},
-    ).json()
-    return wait_for(service, created["id"])
 
 
 def test_the_budget_cuts_research_short_and_keeps_a_final_answer(

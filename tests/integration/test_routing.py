@@ -25,18 +25,11 @@ from researchdesk.testing.router import (
     tool_calls,
 )
 from researchdesk.testing.server import ThreadedServer
-from tests.integration.helpers import wait_for
-from tests.integration.test_money import expected_micros, run_never_stopping, start
+from tests.integration.helpers import expected_micros, run_never_stopping, wait_for
 
 SEARCH = ("hf_papers", {"operation": "search", "query": "routing"})
 READ = ("hf_papers", {"operation": "read_paper", "arxiv_id": "2501.01234"})
 QWEN = "Qwen/Qwen3-235B-A22B-Instruct-2507"
-
-
-@pytest.fixture
-def service(start_service: Any, make_settings: Any, sqlite_url: str) -> httpx.Client:
-    with start(start_service, make_settings, sqlite_url) as client:
-        yield client
 
 
 def ledger_rows(database_url: str) -> list[LedgerRow]:
@@ -171,10 +164,10 @@ def test_refusals_name_the_reason_and_the_way_out(service: httpx.Client) -> None
 
 
 def test_allowing_unpriced_models_still_pins_priceable_ones(
-    start_service: Any, make_settings: Any, sqlite_url: str, router: FakeRouter
+    client_for: Any, router: FakeRouter
 ) -> None:
     router.script(reply("ok"), reply("ok"))
-    with start(start_service, make_settings, sqlite_url, allow_unpriced_models=True) as client:
+    with client_for(allow_unpriced_models=True) as client:
         glm = wait_for(client, create(client, "zai-org/GLM-4.6").json()["id"])
         qwen = wait_for(client, create(client, QWEN).json()["id"])
     assert (glm["model"], glm["usage"]["total_usd"]) == ("zai-org/GLM-4.6", None)
