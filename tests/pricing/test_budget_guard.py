@@ -14,38 +14,42 @@ from researchdesk.pricing import (
     Price,
     call_cost_micros,
     conversation_limit,
+    final_plan,
     least_budget_micros,
+    output_allowance,
     plan_call,
     prompt_upper_bound,
+    research_plan,
     research_step_micros,
     reservation_micros,
-    utf8_size,
 )
+from researchdesk.pricing.guard import FINAL_MIN_TOKENS, RESEARCH_MIN_TOKENS, with_tool_results
 
 KIMI = Price(Decimal("0.6"), Decimal("2.5"))
 
 
-def test_prompt_bound_first_call_is_bytes_plus_overhead() -> None:
-    assert prompt_upper_bound(None, 1200, 64) == 1264
+def test_prompt_bound_first_call_is_bytes_plus_template_overhead() -> None:
+    # 256 template tokens, plus 16 per message.
+    assert prompt_upper_bound(None, 1200, 3) == 1200 + 256 + 3 * 16
 
 
 def test_prompt_bound_later_calls_add_to_the_reported_count() -> None:
-    assert prompt_upper_bound(5000, 300, 64) == 5364
-    assert prompt_upper_bound(0, 0, 0) == 0
+    assert prompt_upper_bound(5000, 300, 2) == 5000 + 300 + 256 + 2 * 16
+    assert prompt_upper_bound(0, 0, 0) == 256
+
+
+def test_tool_results_add_their_template_tokens() -> None:
+    assert with_tool_results(1000, 3) == 1000 + 3 * (16 + 2)
 
 
 @pytest.mark.parametrize(
-    ("previous", "appended", "overhead"), [(-1, 0, 0), (None, -1, 0), (None, 0, -1)]
+    ("previous", "appended", "messages"), [(-1, 0, 0), (None, -1, 0), (None, 0, -1)]
 )
 def test_prompt_bound_rejects_negative_inputs(
-    previous: int | None, appended: int, overhead: int
+    previous: int | None, appended: int, messages: int
 ) -> None:
     with pytest.raises(ValueError, match="non-negative"):
-        prompt_upper_bound(previous, appended, overhead)
-
-
-def test_utf8_size_counts_bytes_not_characters() -> None:
-    assert utf8_size("héllo", "日本", "") == 6 + 6
+        prompt_upper_bound(previous, appended, messages)
 
 
 def test_plan_caps_max_tokens_to_fit() -> None:
@@ -219,7 +223,7 @@ def test_a_whole_run_never_exceeds_its_budget(
     previous: int | None = None
     for appended, wanted, cache_percent in steps:
         # Any tokenizer emits at most one token per byte; take the worst, one per byte.
-        bound = prompt_upper_bound(previous, utf8_size(appended), overhead=16)
+        bound = prompt_upper_bound(previous, len(appended.encode()), 1)
         plan = plan_call(worst, budget - spent, bound, desired_max_tokens=800, min_useful_tokens=1)
         if plan is None:
             break
@@ -231,3 +235,38 @@ def test_a_whole_run_never_exceeds_its_budget(
         assert spent <= budget
         previous = prompt_tokens + completion
     assert spent <= budget
+
+
+def test_research_plan_leaves_its_step_affordable() -> None:
+    prompt = 10_000
+    step = research_step_micros(KIMI, prompt)
+    assert research_plan(KIMI, step - 1, prompt, 4096) is None
+    smallest = research_plan(KIMI, step, prompt, 4096)
+    assert smallest is not None
+    assert smallest.max_tokens == RESEARCH_MIN_TOKENS
+    roomy = research_plan(KIMI, 10 * step, prompt, 4096)
+    assert roomy is not None
+    assert RESEARCH_MIN_TOKENS < roomy.max_tokens <= 4096
+    assert research_step_micros(KIMI, prompt, roomy.max_tokens) <= 10 * step
+    assert roomy.reservation_micros == reservation_micros(KIMI, prompt, roomy.max_tokens)
+
+
+def test_final_plan_uses_what_is_left_down_to_a_short_answer() -> None:
+    prompt = 10_000
+    short = reservation_micros(KIMI, prompt, FINAL_MIN_TOKENS)
+    assert final_plan(KIMI, short - 1, prompt, 16_384) is None
+    plan = final_plan(KIMI, short + 2_500, prompt, 16_384)
+    assert plan is not None
+    assert plan.max_tokens == FINAL_MIN_TOKENS + 1000  # 2500 µUSD at $2.5/M output
+    assert plan.reservation_micros <= short + 2_500
+
+
+def test_output_allowance_keeps_the_step_within_its_share() -> None:
+    budget = 100_000
+    limit = conversation_limit(KIMI, budget)
+    assert limit is not None
+    assert output_allowance(KIMI, budget, budget, 1_000) == limit - 1_000
+    assert output_allowance(KIMI, budget, budget, limit + 5) == 0
+    assert output_allowance(KIMI, budget, 10, 1_000) == 0  # not even a short answer is left
+    free_prompts = Price(Decimal(0), Decimal("2.5"))
+    assert output_allowance(free_prompts, budget, budget, 1_000) is None

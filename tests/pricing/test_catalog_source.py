@@ -217,15 +217,6 @@ async def test_snapshot_fallback_is_retried(
     assert router.hits == 2
 
 
-async def test_refresh_ignores_the_ttl(
-    server: ThreadedServer, router: FakeRouter, clock: FakeClock
-) -> None:
-    source = _source(server, clock)
-    await source.get()
-    await source.refresh()
-    assert router.hits == 2
-
-
 async def test_bearer_token_only_when_configured(
     server: ThreadedServer, router: FakeRouter, clock: FakeClock
 ) -> None:

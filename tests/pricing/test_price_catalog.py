@@ -21,7 +21,6 @@ from researchdesk.pricing import (
     load_snapshot,
     parse_models_payload,
     parse_overrides,
-    snapshot_catalog,
 )
 
 
@@ -259,7 +258,7 @@ def test_bundled_snapshot_is_a_dated_router_listing() -> None:
     assert document["snapshot"]["taken_at"]
     offers = load_snapshot()
     assert len(offers) >= 5
-    catalog = snapshot_catalog()
+    catalog = PriceCatalog(offers, origin=CatalogOrigin.SNAPSHOT)
     assert catalog.origin is CatalogOrigin.SNAPSHOT
     for model in offers:
         assert catalog.is_priced(model), model
@@ -268,5 +267,5 @@ def test_bundled_snapshot_is_a_dated_router_listing() -> None:
 
 def test_snapshot_catalog_applies_overrides() -> None:
     overrides = parse_overrides('[{"model": "moonshotai/Kimi-K2.6", "input": 7, "output": 8}]')
-    catalog = snapshot_catalog(overrides)
+    catalog = PriceCatalog(load_snapshot(), overrides, origin=CatalogOrigin.SNAPSHOT)
     assert catalog.worst_case("moonshotai/Kimi-K2.6") == _p("7", "8")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from decimal import ROUND_CEILING, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from functools import partial
 from typing import Any
 
@@ -12,6 +12,7 @@ import openai
 
 from researchdesk.agent.model import LLMError, LLMReply, LLMRequest
 from researchdesk.agent.steps import TokenUsage, ToolCallRequest
+from researchdesk.pricing.cost import ceil_micros
 from researchdesk.retry import RETRYABLE_STATUSES, GaveUp, RetryPolicy, Transient
 
 logger = logging.getLogger(__name__)
@@ -114,7 +115,7 @@ def _micros(usd: object) -> int | None:
         return None
     if not amount.is_finite() or amount < 0:
         return None
-    return int((amount * 1_000_000).to_integral_value(rounding=ROUND_CEILING))
+    return ceil_micros(amount.scaleb(6))
 
 
 def _message(exc: openai.APIStatusError) -> str:

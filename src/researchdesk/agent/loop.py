@@ -15,7 +15,6 @@ from researchdesk.agent.prompts import (
     fix_citations_request,
 )
 from researchdesk.agent.state import (
-    PER_MESSAGE_OVERHEAD_TOKENS,
     AgentState,
     CallModel,
     Failed,
@@ -35,6 +34,7 @@ from researchdesk.agent.steps import (
     ToolStep,
 )
 from researchdesk.agent.trim import fit_output
+from researchdesk.pricing.guard import with_tool_results
 from researchdesk.tools.base import Tool, openai_tool_spec
 
 logger = logging.getLogger(__name__)
@@ -187,11 +187,10 @@ class Agent:
         # message also costs its overhead and a separator).
         messages = state.messages()
         final = [*messages, {"role": "system", "content": FINAL_ANSWER_NOTICE}]
-        per_call = PER_MESSAGE_OVERHEAD_TOKENS + 2
         next_prompt = max(
             state.prompt_bound(final, None), state.prompt_bound(messages, self._tool_specs)
         )
-        bound = next_prompt + per_call * len(calls)
+        bound = with_tool_results(next_prompt, len(calls))
         allowance = await budget.output_allowance(prompt_bound=bound)
         share = None if allowance is None else allowance // len(calls)
         limit = state.spec.max_tool_calls

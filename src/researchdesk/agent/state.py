@@ -18,6 +18,7 @@ from researchdesk.agent.steps import (
     retrieved_papers,
 )
 from researchdesk.citations import unverified_ids
+from researchdesk.pricing.guard import prompt_upper_bound
 
 MAX_ANSWER_CONTINUATIONS = 8
 """How many times a budget-cut final answer cut off by its token limit may be continued."""
@@ -216,8 +217,8 @@ class AgentState:
 
         No tokenizer yields more tokens than its text has UTF-8 bytes, so: the previous call's
         exact `prompt_tokens`, plus the bytes of everything appended since (from that call's own
-        reply on), plus the tool schemas and a per-message template overhead. Before any
-        reported call, the bytes of the whole prompt.
+        reply on) and of the tool schemas, plus the template overhead (`pricing.guard`). Before
+        any reported call, the bytes of the whole prompt.
         """
         tools_bytes = _utf8(tools) if tools else 0
         for index in range(len(self.steps) - 1, -1, -1):
@@ -225,13 +226,10 @@ class AgentState:
             if isinstance(step, LLMStep) and step.usage.prompt_tokens > 0:
                 base = 1 + len(self.spec.history) + len(self.spec.input)
                 appended = messages[base + index :]
-                return (
-                    step.usage.prompt_tokens
-                    + _utf8(appended)
-                    + tools_bytes
-                    + _overhead(len(appended))
+                return prompt_upper_bound(
+                    step.usage.prompt_tokens, _utf8(appended) + tools_bytes, len(appended)
                 )
-        return _utf8(messages) + tools_bytes + _overhead(len(messages))
+        return prompt_upper_bound(None, _utf8(messages) + tools_bytes, len(messages))
 
     def messages(self) -> list[dict[str, Any]]:
         """The chat messages for the next model call."""
@@ -258,15 +256,6 @@ def step_message(step: Step) -> dict[str, Any]:
             for call in step.tool_calls
         ]
     return message
-
-
-TEMPLATE_OVERHEAD_TOKENS = 256
-PER_MESSAGE_OVERHEAD_TOKENS = 16
-
-
-def _overhead(message_count: int) -> int:
-    """Chat-template tokens a provider may add around the messages and tool schemas."""
-    return TEMPLATE_OVERHEAD_TOKENS + PER_MESSAGE_OVERHEAD_TOKENS * message_count
 
 
 def _utf8(value: object) -> int:

@@ -11,7 +11,6 @@ from researchdesk.pricing.catalog import (
     parse_models_payload,
 )
 from researchdesk.pricing.cost import (
-    MICROS_PER_USD,
     call_cost_micros,
     format_usd,
     micros_to_usd,
@@ -21,12 +20,14 @@ from researchdesk.pricing.guard import (
     STEP_SHARE,
     CallPlan,
     conversation_limit,
+    final_plan,
     least_budget_micros,
+    output_allowance,
     plan_call,
     prompt_upper_bound,
+    research_plan,
     research_step_micros,
     reservation_micros,
-    utf8_size,
 )
 from researchdesk.pricing.models import InvalidModelId, ModelRef, Price, RoutingPolicy
 from researchdesk.pricing.overrides import (
@@ -46,11 +47,9 @@ from researchdesk.pricing.source import (
     CatalogFetchError,
     CatalogSource,
     load_snapshot,
-    snapshot_catalog,
 )
 
 __all__ = [
-    "MICROS_PER_USD",
     "PROMPT_TOKENS_PER_COMPLETION_TOKEN",
     "STEP_SHARE",
     "CallPlan",
@@ -71,18 +70,19 @@ __all__ = [
     "call_measure",
     "choose_route",
     "conversation_limit",
+    "final_plan",
     "format_usd",
     "least_budget_micros",
     "load_overrides",
     "load_snapshot",
     "micros_to_usd",
+    "output_allowance",
     "parse_models_payload",
     "parse_overrides",
     "plan_call",
     "prompt_upper_bound",
+    "research_plan",
     "research_step_micros",
     "reservation_micros",
-    "snapshot_catalog",
     "usd_to_micros",
-    "utf8_size",
 ]

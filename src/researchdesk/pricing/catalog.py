@@ -30,7 +30,6 @@ class CatalogOrigin(StrEnum):
 
     ROUTER = "router"
     SNAPSHOT = "snapshot"
-    NONE = "none"
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ from decimal import Decimal
 from researchdesk.pricing.models import Price
 
 __all__ = [
-    "MICROS_PER_USD",
     "call_cost_micros",
     "ceil_micros",
     "exact_decimal",
@@ -22,8 +21,6 @@ __all__ = [
     "micros_to_usd",
     "usd_to_micros",
 ]
-
-MICROS_PER_USD = 1_000_000
 
 _SIX_PLACES = Decimal("0.000001")
 

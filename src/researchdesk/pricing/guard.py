@@ -1,4 +1,9 @@
-"""The budget guard (DESIGN §3): what to reserve before an LLM call, and how long it may answer.
+"""The money arithmetic of a run, in one pure module (DESIGN §3): used by the door and the agent.
+
+What a call's prompt may cost (`prompt_upper_bound`), what to reserve before it and how long it
+may answer (`research_plan`, `final_plan`), how much tool output the conversation may still
+take (`output_allowance`), and the least budget the door accepts (`least_budget_micros`). The
+worker only reads prices and money left from the database and persists the reservations.
 
 The guarantee is that a run's total cost never exceeds its budget, even across crashes. It
 rests on one inequality per call: before the call, the worker commits a reservation that the
@@ -33,16 +38,22 @@ from researchdesk.pricing.models import Price
 
 __all__ = [
     "FINAL_HEADROOM_TOKENS",
+    "PER_MESSAGE_OVERHEAD_TOKENS",
     "RESEARCH_MIN_TOKENS",
     "STEP_SHARE",
+    "TEMPLATE_OVERHEAD_TOKENS",
     "CallPlan",
     "conversation_limit",
+    "final_plan",
+    "first_prompt_bound",
     "least_budget_micros",
+    "output_allowance",
     "plan_call",
     "prompt_upper_bound",
+    "research_plan",
     "research_step_micros",
     "reservation_micros",
-    "utf8_size",
+    "with_tool_results",
 ]
 
 
@@ -58,28 +69,40 @@ class CallPlan:
     """The prompt-token upper bound the reservation assumed."""
 
 
-def utf8_size(*texts: str) -> int:
-    """The total UTF-8 byte length of `texts`: an upper bound on their token count."""
-    return sum(len(text.encode("utf-8")) for text in texts)
+TEMPLATE_OVERHEAD_TOKENS = 256
+"""Chat-template tokens a provider may add around the messages and tool schemas."""
+PER_MESSAGE_OVERHEAD_TOKENS = 16
+"""Chat-template tokens a provider may add around each message."""
+TOOL_RESULT_SEPARATOR_TOKENS = 2
+"""Tokens that may separate one tool result from the next."""
 
 
 def prompt_upper_bound(
-    previous_prompt_tokens: int | None, appended_utf8_bytes: int, overhead: int
+    previous_prompt_tokens: int | None, appended_utf8_bytes: int, appended_messages: int
 ) -> int:
     """An upper bound on the prompt tokens of the next call.
 
     On the first call (`previous_prompt_tokens` None) `appended_utf8_bytes` must be the byte
-    length of the whole prompt, tool definitions included. Afterwards it is the byte length of
-    what was appended since the previous call, whose exact `prompt_tokens` the provider
-    reported. `overhead` covers the template tokens (role markers, separators) that the bytes
-    of the content do not account for.
+    length of the whole prompt, tool definitions included, and `appended_messages` its message
+    count. Afterwards they are what was appended since the previous call, whose exact
+    `prompt_tokens` the provider reported (plus the tool definitions, when sent). The template
+    overhead covers the role markers and separators the bytes of the content do not account for.
     """
-    for name, value in (("appended_utf8_bytes", appended_utf8_bytes), ("overhead", overhead)):
+    for name, value in (
+        ("appended_utf8_bytes", appended_utf8_bytes),
+        ("appended_messages", appended_messages),
+    ):
         if value < 0:
             raise ValueError(f"{name} must be non-negative, got {value}")
     if previous_prompt_tokens is not None and previous_prompt_tokens < 0:
         raise ValueError("previous_prompt_tokens must be non-negative")
+    overhead = TEMPLATE_OVERHEAD_TOKENS + PER_MESSAGE_OVERHEAD_TOKENS * appended_messages
     return (previous_prompt_tokens or 0) + appended_utf8_bytes + overhead
+
+
+def with_tool_results(prompt_bound: int, results: int) -> int:
+    """`prompt_bound` plus the template tokens of `results` more tool messages (not their text)."""
+    return prompt_bound + (PER_MESSAGE_OVERHEAD_TOKENS + TOOL_RESULT_SEPARATOR_TOKENS) * results
 
 
 def _prompt_cost(price_worst: Price, prompt_bound: int) -> Decimal:
@@ -213,3 +236,56 @@ def conversation_limit(price_worst: Price, budget_micros: int) -> int | None:
         else:
             high = middle
     return low
+
+
+def research_plan(
+    price_worst: Price, remaining_micros: int, prompt_bound: int, desired_max_tokens: int
+) -> CallPlan | None:
+    """The largest research call that still leaves its research step affordable.
+
+    None when not even a `RESEARCH_MIN_TOKENS` call (or `desired_max_tokens`, if smaller) fits:
+    research is over, and the final answer may use what is left.
+    """
+
+    def fits(tokens: int) -> bool:
+        return research_step_micros(price_worst, prompt_bound, tokens) <= remaining_micros
+
+    low = min(RESEARCH_MIN_TOKENS, desired_max_tokens)
+    if not fits(low):
+        return None
+    high = desired_max_tokens
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits(middle):
+            low = middle
+        else:
+            high = middle - 1
+    return CallPlan(low, reservation_micros(price_worst, prompt_bound, low), prompt_bound)
+
+
+def final_plan(
+    price_worst: Price, remaining_micros: int, prompt_bound: int, desired_max_tokens: int
+) -> CallPlan | None:
+    """The final answer (tools off) within what is left; None below `FINAL_MIN_TOKENS`."""
+    return plan_call(
+        price_worst, remaining_micros, prompt_bound, desired_max_tokens, FINAL_MIN_TOKENS
+    )
+
+
+def output_allowance(
+    price_worst: Price, budget_micros: int, remaining_micros: int, prompt_bound: int
+) -> int | None:
+    """UTF-8 bytes of tool output a prompt bounded by `prompt_bound` may still take.
+
+    As much as keeps a short final answer affordable and the next research step within
+    `STEP_SHARE` of the budget (`conversation_limit`); None when prompt tokens are free.
+    """
+    spare = remaining_micros - reservation_micros(price_worst, prompt_bound, FINAL_HEADROOM_TOKENS)
+    if spare <= 0:
+        return 0
+    limit = conversation_limit(price_worst, budget_micros)
+    if limit is None:
+        return None
+    # µUSD / (µUSD per token) = tokens; each byte is at most one token.
+    affordable = int(Decimal(spare) / price_worst.prompt_rate_bound)
+    return max(0, min(affordable, limit - prompt_bound))

@@ -32,7 +32,7 @@ from researchdesk.pricing.catalog import (
 )
 from researchdesk.pricing.overrides import PriceOverride, load_overrides
 
-__all__ = ["CatalogFetchError", "CatalogSource", "load_snapshot", "snapshot_catalog"]
+__all__ = ["CatalogFetchError", "CatalogSource", "load_snapshot"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,11 +47,6 @@ def load_snapshot() -> dict[str, tuple[ProviderOffer, ...]]:
     """The offers in the router catalog snapshot bundled with the package."""
     raw = resources.files("researchdesk.pricing").joinpath(SNAPSHOT_RESOURCE).read_bytes()
     return parse_models_payload(json.loads(raw, parse_float=Decimal))
-
-
-def snapshot_catalog(overrides: Sequence[PriceOverride] = ()) -> PriceCatalog:
-    """A catalog from the bundled snapshot and `overrides`, for use without the network."""
-    return PriceCatalog(load_snapshot(), overrides, origin=CatalogOrigin.SNAPSHOT)
 
 
 class CatalogSource:
@@ -113,11 +108,6 @@ class CatalogSource:
         async with self._lock:
             if self._current is not None and self._clock() < self._expires_at:
                 return self._current
-            return await self._reload()
-
-    async def refresh(self) -> PriceCatalog:
-        """Fetch now, whatever the TTL, and return the catalog then in use."""
-        async with self._lock:
             return await self._reload()
 
     async def _reload(self) -> PriceCatalog:

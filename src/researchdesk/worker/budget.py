@@ -1,9 +1,12 @@
-"""The money guard of one run: reserve before each LLM call, charge after it, in the ledger."""
+"""The money guard of one run, persisted: reserve before each LLM call, charge after, in the ledger.
+
+The arithmetic is `pricing.guard`'s; this class reads the price and the money left and writes
+the ledger.
+"""
 
 from __future__ import annotations
 
 import logging
-from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -11,16 +14,7 @@ from researchdesk.agent.steps import LLMStep
 from researchdesk.config import Settings
 from researchdesk.pricing.catalog import PriceCatalog
 from researchdesk.pricing.cost import call_cost_micros
-from researchdesk.pricing.guard import (
-    FINAL_HEADROOM_TOKENS,
-    FINAL_MIN_TOKENS,
-    RESEARCH_MIN_TOKENS,
-    CallPlan,
-    conversation_limit,
-    plan_call,
-    research_step_micros,
-    reservation_micros,
-)
+from researchdesk.pricing.guard import final_plan, output_allowance, research_plan
 from researchdesk.pricing.models import ModelRef, Price
 from researchdesk.pricing.source import CatalogSource
 from researchdesk.store import ledger, runs
@@ -58,10 +52,8 @@ class RunBudget:
             # Only reachable for runs the operator allowed unpriced: no money guard applies.
             return await self._reserve(0, desired_tokens)
         remaining = await self._remaining()
-        if research:
-            plan = _research_plan(worst, remaining, prompt_bound, desired_tokens)
-        else:
-            plan = plan_call(worst, remaining, prompt_bound, desired_tokens, FINAL_MIN_TOKENS)
+        plan_for = research_plan if research else final_plan
+        plan = plan_for(worst, remaining, prompt_bound, desired_tokens)
         if plan is None:
             return None
         return await self._reserve(plan.reservation_micros, plan.max_tokens)
@@ -72,15 +64,7 @@ class RunBudget:
         if worst is None:
             return None
         max_cost, remaining = await self._money()
-        spare = remaining - reservation_micros(worst, prompt_bound, FINAL_HEADROOM_TOKENS)
-        if spare <= 0:
-            return 0
-        limit = conversation_limit(worst, max_cost)
-        if limit is None:  # prompt tokens are free
-            return None
-        # µUSD / (µUSD per token) = tokens; each byte is at most one token.
-        affordable = int(Decimal(spare) / worst.prompt_rate_bound)
-        return max(0, min(affordable, limit - prompt_bound))
+        return output_allowance(worst, max_cost, remaining, prompt_bound)
 
     def _worst(self, catalog: PriceCatalog) -> Price | None:
         """The run's price: the catalog's for its (pinned) model, else the door's.
@@ -147,27 +131,6 @@ class RunBudget:
     def settled(self) -> None:
         """The step's transaction committed: no reservation is open any more."""
         self._open = None
-
-
-def _research_plan(
-    worst: Price, remaining: int, prompt_bound: int, desired_tokens: int
-) -> CallPlan | None:
-    """The largest research call that still leaves a short final answer affordable after it."""
-
-    def fits(tokens: int) -> bool:
-        return research_step_micros(worst, prompt_bound, tokens) <= remaining
-
-    low = min(RESEARCH_MIN_TOKENS, desired_tokens)
-    if not fits(low):
-        return None
-    high = desired_tokens
-    while low < high:
-        middle = (low + high + 1) // 2
-        if fits(middle):
-            low = middle
-        else:
-            high = middle - 1
-    return CallPlan(low, reservation_micros(worst, prompt_bound, low), prompt_bound)
 
 
 def _charge(catalog: PriceCatalog, model: str, step: LLMStep, reserved: int) -> ledger.Charge:
