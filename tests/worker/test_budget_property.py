@@ -29,6 +29,7 @@ from researchdesk.agent.loop import Agent
 from researchdesk.agent.state import AgentState
 from researchdesk.agent.steps import LLMStep
 from researchdesk.agent.steps import Step as JournalStep
+from researchdesk.api.output import output_items
 from researchdesk.config import Settings
 from researchdesk.pricing.cost import usd_to_micros
 from researchdesk.pricing.guard import (
@@ -52,6 +53,7 @@ from researchdesk.store.responses import insert_response, new_response
 from researchdesk.store.steps import load_steps
 from researchdesk.testing.router import FakeRouter, Step, Usage, reply, tool_calls
 from researchdesk.tools.base import ToolResult, openai_tool_spec
+from researchdesk.worker.deps import WorkerDeps
 from researchdesk.worker.scheduler import Scheduler
 from researchdesk.worker.spec import build_spec
 
@@ -253,15 +255,15 @@ async def run_all(settings: Settings, rng: random.Random, prices: dict[str, Pric
             LLMClient(client, RetryPolicy(base_seconds=0.01)),
             [RandomTool(rng, settings.tool_output_max_chars)],
         )
-        notifier = Notifier()
-        scheduler = Scheduler(
-            settings,
-            sessions,
-            agent,
-            notifier,
-            CatalogSource.from_settings(settings),
-            concurrency=16,
+        deps = WorkerDeps(
+            settings=settings,
+            sessions=sessions,
+            notifier=Notifier(),
+            prices=CatalogSource.from_settings(settings),
+            agent=agent,
+            render_output=output_items,
         )
+        scheduler = Scheduler(deps, concurrency=16)
         scheduler.start()
         stack.push_async_callback(scheduler.stop)
         for _ in range(3_000):

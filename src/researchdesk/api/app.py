@@ -13,12 +13,8 @@ from researchdesk.api.deps import AppState, key_hash
 from researchdesk.api.errors import BodySizeLimitMiddleware, install_error_handlers
 from researchdesk.api.routes import CREATE_REQUEST_REF
 from researchdesk.api.schemas import CreateResponseRequest
+from researchdesk.compose import open_core, open_worker
 from researchdesk.config import Settings
-from researchdesk.pricing.source import CatalogSource
-from researchdesk.store.db import create_engine, create_sessionmaker
-from researchdesk.store.migrate import upgrade_to_head
-from researchdesk.store.pg_notify import create_notifier
-from researchdesk.worker.factory import build_worker
 
 
 def create_app(settings: Settings, *, run_worker: bool = True, migrate: bool = True) -> FastAPI:
@@ -27,26 +23,16 @@ def create_app(settings: Settings, *, run_worker: bool = True, migrate: bool = T
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            engine = create_engine(settings.database_url)
-            stack.push_async_callback(engine.dispose)
-            if migrate:
-                await upgrade_to_head(engine)
-            sessions = create_sessionmaker(engine)
-            notifier = create_notifier(settings.database_url)
-            await notifier.start()
-            stack.push_async_callback(notifier.close)
-            prices = CatalogSource.from_settings(settings)
+            core = await open_core(settings, stack, migrate=migrate)
             app.state.researchdesk = AppState(
                 settings=settings,
-                sessions=sessions,
-                notifier=notifier,
-                prices=prices,
+                sessions=core.sessions,
+                notifier=core.notifier,
+                prices=core.prices,
                 key_hashes=tuple(key_hash(key) for key in settings.api_key_list()),
             )
             if run_worker:
-                scheduler = await build_worker(settings, sessions, notifier, prices, stack)
-                scheduler.start()
-                stack.push_async_callback(scheduler.stop)
+                await open_worker(core, stack)
             yield
 
     app = FastAPI(

@@ -48,22 +48,6 @@ def output_items(steps: list[Step], *, final_status: str = "completed") -> list[
     return items
 
 
-def shown_items(steps: list[Step]) -> list[dict[str, Any]]:
-    """Each output index with the item last shown there while `steps` were recorded one by one.
-
-    Unlike `output_items`, a superseded draft still holds its index until the corrected answer
-    replaces it: the stream announced it, so the correction arrives as a new version of it.
-    """
-    shown: list[dict[str, Any]] = []
-    for count in range(1, len(steps) + 1):
-        for index, item in enumerate(output_items(steps[:count])):
-            if index < len(shown):
-                shown[index] = item
-            else:
-                shown.append(item)
-    return shown
-
-
 def _unique_call_id(upstream_id: str, position: int, taken: set[str]) -> str:
     """The model's own call id, unless it is empty or already used in this response.
 

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from researchdesk.agent.steps import LLMStep
-from researchdesk.config import Settings
 from researchdesk.pricing.catalog import PriceCatalog
 from researchdesk.pricing.cost import call_cost_micros
 from researchdesk.pricing.guard import final_plan, output_allowance, research_plan
 from researchdesk.pricing.models import ModelRef, Price
-from researchdesk.pricing.source import CatalogSource
 from researchdesk.store import ledger, runs
+from researchdesk.worker.deps import WorkerDeps
 
 logger = logging.getLogger(__name__)
 
@@ -27,19 +26,16 @@ class RunBudget:
 
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        deps: WorkerDeps,
         claim: runs.Claim,
         model: str,
-        prices: CatalogSource,
-        settings: Settings,
         *,
         door_price: Price | None = None,
     ) -> None:
-        self._sessions = sessions
+        self._sessions = deps.sessions
         self._claim = claim
         self._model = model
-        self._prices = prices
-        self._settings = settings
+        self._prices = deps.prices
         self._door_price = door_price
         """The price the run was accepted at, used should the catalog no longer price it."""
         self._open: tuple[int, int] | None = None

@@ -2,33 +2,28 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from typing import Any
 
 from researchdesk.agent.steps import LLMStep, Step
-from researchdesk.api.output import output_items, shown_items
 from researchdesk.store import runs
 from researchdesk.store.events import Event
-from researchdesk.store.notify import Notifier
 from researchdesk.worker.budget import RunBudget
+from researchdesk.worker.deps import OutputRenderer, WorkerDeps
 
 
 class DatabaseJournal:
     """Commits each step, with its output-item events and its charge, in one fenced transaction."""
 
     def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        claim: runs.Claim,
-        steps: list[Step],
-        notifier: Notifier,
-        budget: RunBudget,
+        self, deps: WorkerDeps, claim: runs.Claim, steps: list[Step], budget: RunBudget
     ) -> None:
         self._budget = budget
-        self._sessions = sessions
+        self._sessions = deps.sessions
+        self._notifier = deps.notifier
+        self._render = deps.render_output
         self._claim = claim
         self._steps = list(steps)
-        self._shown = shown_items(self._steps)
-        self._notifier = notifier
+        self._shown = _shown_items(self._render, self._steps)
 
     async def record(self, step: Step) -> None:
         """Journal `step` as the run's next one; raises LeaseLost if the run is not ours.
@@ -36,7 +31,7 @@ class DatabaseJournal:
         A new output item is announced (`added`, then `done`); an item that changed in place (a
         continued answer, a corrected draft) is announced `done` again with its new content.
         """
-        after = output_items([*self._steps, step])
+        after = self._render([*self._steps, step])
         events: list[Event] = []
         for index, item in enumerate(after):
             if index >= len(self._shown):
@@ -51,9 +46,26 @@ class DatabaseJournal:
         if isinstance(step, LLMStep):
             self._budget.settled()
         self._steps.append(step)
-        for index, item in enumerate(after):
-            if index < len(self._shown):
-                self._shown[index] = item
-            else:
-                self._shown.append(item)
+        _show(self._shown, after)
         self._notifier.changed(self._claim.response_id)
+
+
+def _shown_items(render: OutputRenderer, steps: list[Step]) -> list[dict[str, Any]]:
+    """Each output index with the item last shown there while `steps` were recorded one by one.
+
+    Unlike the output itself, a superseded draft still holds its index until the corrected
+    answer replaces it: the stream announced it, so the correction comes as a new version of it.
+    """
+    shown: list[dict[str, Any]] = []
+    for count in range(1, len(steps) + 1):
+        _show(shown, render(steps[:count]))
+    return shown
+
+
+def _show(shown: list[dict[str, Any]], items: list[dict[str, Any]]) -> None:
+    """Update `shown` in place with `items`, index by index."""
+    for index, item in enumerate(items):
+        if index < len(shown):
+            shown[index] = item
+        else:
+            shown.append(item)

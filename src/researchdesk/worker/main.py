@@ -7,11 +7,8 @@ import logging
 import signal
 from contextlib import AsyncExitStack
 
+from researchdesk.compose import open_core, open_worker
 from researchdesk.config import Settings
-from researchdesk.pricing.source import CatalogSource
-from researchdesk.store.db import create_engine, create_sessionmaker
-from researchdesk.store.pg_notify import create_notifier
-from researchdesk.worker.factory import build_worker
 
 logger = logging.getLogger(__name__)
 
@@ -23,18 +20,8 @@ async def run_worker(settings: Settings, concurrency: int | None = None) -> None
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     async with AsyncExitStack() as stack:
-        engine = create_engine(settings.database_url)
-        stack.push_async_callback(engine.dispose)
-        sessions = create_sessionmaker(engine)
-        notifier = create_notifier(settings.database_url)
-        await notifier.start()
-        stack.push_async_callback(notifier.close)
-        prices = CatalogSource.from_settings(settings)
-        scheduler = await build_worker(
-            settings, sessions, notifier, prices, stack, concurrency=concurrency
-        )
-        scheduler.start()
+        core = await open_core(settings, stack, migrate=False)
+        scheduler = await open_worker(core, stack, concurrency=concurrency)
         logger.info("worker %s started", scheduler.worker_id)
         await stopping.wait()
         logger.info("worker %s stopping: releasing runs in flight", scheduler.worker_id)
-        await scheduler.stop()

@@ -6,20 +6,15 @@ import asyncio
 import logging
 from typing import Any, assert_never
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from researchdesk.agent.loop import Agent
 from researchdesk.agent.state import Completed, Failed, Incomplete, Outcome
-from researchdesk.config import Settings
 from researchdesk.pricing.models import Price
 from researchdesk.pricing.routing import PRICE_PARAM
-from researchdesk.pricing.source import CatalogSource
 from researchdesk.status import Status
 from researchdesk.store import runs
-from researchdesk.store.notify import Notifier
 from researchdesk.store.outage import is_database_outage
 from researchdesk.store.steps import load_steps, load_steps_for
 from researchdesk.worker.budget import RunBudget
+from researchdesk.worker.deps import WorkerDeps
 from researchdesk.worker.journal import DatabaseJournal
 from researchdesk.worker.spec import build_spec
 
@@ -31,21 +26,12 @@ _FINISH_TRIES = 5
 class RunHandle:
     """One run in flight on this worker, and the reasons it may be stopped early."""
 
-    def __init__(
-        self,
-        claim: runs.Claim,
-        settings: Settings,
-        sessions: async_sessionmaker[AsyncSession],
-        agent: Agent,
-        notifier: Notifier,
-        prices: CatalogSource,
-    ) -> None:
+    def __init__(self, claim: runs.Claim, deps: WorkerDeps) -> None:
         self.claim = claim
-        self._prices = prices
-        self._settings = settings
-        self._sessions = sessions
-        self._agent = agent
-        self._notifier = notifier
+        self._deps = deps
+        self._settings = deps.settings
+        self._sessions = deps.sessions
+        self._notifier = deps.notifier
         self._agent_task: asyncio.Task[Outcome] | None = None
         self.cancel_requested = False
         self.shutting_down = False
@@ -68,16 +54,11 @@ class RunHandle:
                 chain_steps = await load_steps_for(session, [r.id for r in chain])
                 steps = await load_steps(session, rid)
             spec = build_spec(row, chain, chain_steps, self._settings)
-            budget = RunBudget(
-                self._sessions,
-                self.claim,
-                row.model,
-                self._prices,
-                self._settings,
-                door_price=Price.from_json(row.params.get(PRICE_PARAM)),
-            )
-            journal = DatabaseJournal(self._sessions, self.claim, steps, self._notifier, budget)
-            self._agent_task = asyncio.create_task(self._agent.run(spec, steps, journal, budget))
+            door_price = Price.from_json(row.params.get(PRICE_PARAM))
+            budget = RunBudget(self._deps, self.claim, row.model, door_price=door_price)
+            journal = DatabaseJournal(self._deps, self.claim, steps, budget)
+            agent = self._deps.agent
+            self._agent_task = asyncio.create_task(agent.run(spec, steps, journal, budget))
             if self.cancel_requested or self.shutting_down:
                 self._agent_task.cancel()
             heart = asyncio.create_task(self._heartbeat())

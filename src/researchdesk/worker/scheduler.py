@@ -8,14 +8,9 @@ import os
 import socket
 import uuid
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from researchdesk.agent.loop import Agent
-from researchdesk.config import Settings
-from researchdesk.pricing.source import CatalogSource
 from researchdesk.store import runs
-from researchdesk.store.notify import Notifier
 from researchdesk.store.outage import is_database_outage
+from researchdesk.worker.deps import WorkerDeps
 from researchdesk.worker.runner import RunHandle
 
 logger = logging.getLogger(__name__)
@@ -29,27 +24,17 @@ def make_worker_id() -> str:
 class Scheduler:
     """Claims queued (or abandoned) runs and runs each on its own task."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        sessions: async_sessionmaker[AsyncSession],
-        agent: Agent,
-        notifier: Notifier,
-        prices: CatalogSource,
-        *,
-        concurrency: int | None = None,
-    ) -> None:
-        self._prices = prices
-        self._settings = settings
-        self._sessions = sessions
-        self._agent = agent
-        self._notifier = notifier
-        self._concurrency = concurrency or settings.worker_concurrency
+    def __init__(self, deps: WorkerDeps, *, concurrency: int | None = None) -> None:
+        self._deps = deps
+        self._settings = deps.settings
+        self._sessions = deps.sessions
+        self._notifier = deps.notifier
+        self._concurrency = concurrency or deps.settings.worker_concurrency
         self.worker_id = make_worker_id()
         self._runs: dict[str, tuple[RunHandle, asyncio.Task[None]]] = {}
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
-        notifier.on_cancel(self._cancel)
+        deps.notifier.on_cancel(self._cancel)
 
     def start(self) -> None:
         """Begin claiming work in the background."""
@@ -95,9 +80,7 @@ class Scheduler:
                 claim = await runs.claim_next(session, self.worker_id, self._settings.lease_seconds)
             if claim is None:
                 return
-            handle = RunHandle(
-                claim, self._settings, self._sessions, self._agent, self._notifier, self._prices
-            )
+            handle = RunHandle(claim, self._deps)
             task = asyncio.create_task(self._execute(handle), name=f"run-{claim.response_id}")
             self._runs[claim.response_id] = (handle, task)
 

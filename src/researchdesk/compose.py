@@ -1,0 +1,89 @@
+"""The composition root: the one place that builds the service's parts and wires them together.
+
+`researchdesk serve` (`api.app.create_app`) and `researchdesk worker` (`worker.main`) both build
+their database, notifier and price catalog with `open_core`, and a worker with `open_worker`.
+"""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+
+import openai
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from researchdesk.agent.llm import LLMClient
+from researchdesk.agent.loop import Agent
+from researchdesk.api.output import output_items
+from researchdesk.config import Settings
+from researchdesk.pricing.source import CatalogSource
+from researchdesk.retry import RetryPolicy
+from researchdesk.store.cache import DatabaseCache
+from researchdesk.store.db import create_engine, create_sessionmaker
+from researchdesk.store.migrate import upgrade_to_head
+from researchdesk.store.notify import Notifier
+from researchdesk.store.pg_notify import create_notifier
+from researchdesk.tools.hf_papers.tool import HfPapersTool
+from researchdesk.worker.deps import WorkerDeps
+from researchdesk.worker.scheduler import Scheduler
+
+
+@dataclass(frozen=True)
+class Core:
+    """What every process role shares: settings, database sessions, wake-ups and prices."""
+
+    settings: Settings
+    sessions: async_sessionmaker[AsyncSession]
+    notifier: Notifier
+    prices: CatalogSource
+
+
+async def open_core(settings: Settings, stack: AsyncExitStack, *, migrate: bool) -> Core:
+    """Connect to the database (migrating it first if asked) and start the notifier."""
+    engine = create_engine(settings.database_url)
+    stack.push_async_callback(engine.dispose)
+    if migrate:
+        await upgrade_to_head(engine)
+    notifier = create_notifier(settings.database_url)
+    await notifier.start()
+    stack.push_async_callback(notifier.close)
+    return Core(
+        settings=settings,
+        sessions=create_sessionmaker(engine),
+        notifier=notifier,
+        prices=CatalogSource.from_settings(settings),
+    )
+
+
+async def open_worker(
+    core: Core, stack: AsyncExitStack, *, concurrency: int | None = None
+) -> Scheduler:
+    """A started scheduler with its model client and tools; stopped and closed by `stack`."""
+    settings = core.settings
+    api_key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else "no-key-set"
+    client = openai.AsyncOpenAI(
+        base_url=settings.llm_base_url,
+        api_key=api_key,
+        max_retries=0,  # `researchdesk.retry` retries, so that every attempt is seen
+        timeout=settings.llm_timeout_seconds,
+    )
+    stack.push_async_callback(client.close)
+    retry = RetryPolicy(
+        max_retries=settings.llm_max_retries,
+        base_seconds=settings.retry_base_seconds,
+        max_seconds=settings.retry_max_seconds,
+    )
+    papers = HfPapersTool(settings, DatabaseCache(core.sessions))
+    stack.push_async_callback(papers.aclose)
+    deps = WorkerDeps(
+        settings=settings,
+        sessions=core.sessions,
+        notifier=core.notifier,
+        prices=core.prices,
+        agent=Agent(LLMClient(client, retry), [papers]),
+        render_output=output_items,
+    )
+    scheduler = Scheduler(deps, concurrency=concurrency)
+    scheduler.start()
+    stack.push_async_callback(scheduler.stop)
+    return scheduler
