@@ -179,3 +179,14 @@ async def test_the_scripted_model_fails_on_an_unexpected_call() -> None:
     model = ScriptedModel(calls_tool(("hf_papers", {"query": "moe"})))
     with pytest.raises(UnexpectedCall):
         await Agent(model, [Papers()]).run(make_spec(), [], MemoryJournal(), OpenBudget())
+
+
+async def test_a_tool_error_text_goes_to_the_model_and_is_marked_in_the_journal() -> None:
+    model = ScriptedModel(calls_tool(("no_such_tool", {"query": "x"})), answers("None found."))
+    journal = MemoryJournal()
+    assert await Agent(model, [Papers()]).run(make_spec(), [], journal, OpenBudget()) == (
+        Completed()
+    )
+    [failed] = [step for step in journal.steps if isinstance(step, ToolStep)]
+    assert failed.is_error
+    assert "unknown tool 'no_such_tool'" in model.requests[1].messages[-1]["content"]

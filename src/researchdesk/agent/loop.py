@@ -229,13 +229,20 @@ class Agent:
         if tool is None:
             known = ", ".join(sorted(self._tools)) or "none"
             output = f"Error: unknown tool '{call.name}'. Available tools: {known}."
-            return ToolStep(call.id, call.name, call.arguments, output)
+            return ToolStep(call.id, call.name, call.arguments, output, is_error=True)
         try:
             result = await tool.run(call.arguments)
         except Exception as exc:
             logger.exception("tool %s crashed", call.name)
             raise _ToolCrashed(f"The {call.name} tool failed unexpectedly: {exc}") from exc
-        return ToolStep(call.id, call.name, call.arguments, result.text, papers=result.papers)
+        return ToolStep(
+            call.id,
+            call.name,
+            call.arguments,
+            result.text,
+            papers=result.papers,
+            is_error=result.is_error,
+        )
 
 
 class _ToolCrashed(Exception):

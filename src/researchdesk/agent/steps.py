@@ -65,6 +65,9 @@ class ToolStep:
     output: str
     status: Literal["completed", "incomplete"] = "completed"
     papers: tuple[PaperRef, ...] = field(default=())
+    is_error: bool = False
+    """The tool answered with an error text (a bad argument, an unknown paper, an upstream
+    failure): kept for operators, who count failed tool calls; the model sees the text alone."""
     kind: Literal["tool"] = "tool"
 
 

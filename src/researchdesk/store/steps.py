@@ -64,6 +64,7 @@ def step_to_dict(step: Step) -> dict[str, Any]:
         "output": step.output,
         "status": step.status,
         "papers": [{"arxiv_id": p.arxiv_id, "title": p.title} for p in step.papers],
+        "is_error": step.is_error,
     }
 
 
@@ -87,4 +88,5 @@ def step_from_dict(kind: str, data: dict[str, Any]) -> Step:
         output=data["output"],
         status=data.get("status", "completed"),
         papers=tuple(PaperRef(**p) for p in data.get("papers", [])),
+        is_error=data.get("is_error", False),
     )

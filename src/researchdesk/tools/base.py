@@ -21,6 +21,7 @@ class ToolResult:
     text: str
     papers: tuple[PaperRef, ...] = field(default=())
     is_error: bool = False
+    """The text reports a failure (bad arguments, not found, upstream error), not a result."""
 
 
 class ToolCache(Protocol):
