@@ -1,0 +1,192 @@
+"""The worker's parts on a real database: the journal, the run's budget, and a run handle."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from researchdesk.agent.loop import Agent
+from researchdesk.agent.steps import LLMStep, NoteStep, TokenUsage, ToolCallRequest, ToolStep
+from researchdesk.api.output import output_items
+from researchdesk.pricing.cost import usd_to_micros
+from researchdesk.pricing.source import CatalogSource
+from researchdesk.status import Status
+from researchdesk.store import runs
+from researchdesk.store.db import create_sessionmaker
+from researchdesk.store.events import read_events
+from researchdesk.store.models import LedgerRow, ResponseRow
+from researchdesk.store.notify import Notifier
+from researchdesk.store.responses import insert_response, new_response
+from researchdesk.store.steps import load_steps
+from researchdesk.testing.scripted import ScriptedModel, answers, calls_tool
+from researchdesk.tools.base import PaperRef
+from researchdesk.worker.budget import RunBudget
+from researchdesk.worker.deps import WorkerDeps
+from researchdesk.worker.journal import DatabaseJournal
+from researchdesk.worker.runner import RunHandle
+
+MODEL = "moonshotai/Kimi-K2.6:novita"  # $0.6 / $2.5 per million at the fake router
+
+
+async def claimed_run(deps: WorkerDeps, max_cost_usd: str = "0.5") -> runs.Claim:
+    row = new_response(
+        model=MODEL,
+        max_cost_micros=usd_to_micros(Decimal(max_cost_usd)),
+        input_items=[
+            {
+                "id": "msg_in",
+                "type": "message",
+                "role": "user",
+                "status": "completed",
+                "content": [{"type": "input_text", "text": "What are capacity factors?"}],
+            }
+        ],
+    )
+    async with deps.sessions() as session, session.begin():
+        await insert_response(session, row)
+    async with deps.sessions() as session, session.begin():
+        claim = await runs.claim_next(session, "test-worker", deps.settings.lease_seconds)
+    assert claim is not None
+    return claim
+
+
+@pytest.fixture
+def make_deps(engine: AsyncEngine, make_settings: Any, database_url: str) -> Any:
+    def make(*replies: Any) -> tuple[WorkerDeps, ScriptedModel]:
+        settings = make_settings(database_url)
+        model = ScriptedModel(*replies)
+        deps = WorkerDeps(
+            settings=settings,
+            sessions=create_sessionmaker(engine),
+            notifier=Notifier(),
+            prices=CatalogSource.from_settings(settings),
+            agent=Agent(model, []),
+            render_output=output_items,
+        )
+        return deps, model
+
+    return make
+
+
+def tool_step(call_id: str, arxiv_id: str) -> ToolStep:
+    text = f"https://huggingface.co/papers/{arxiv_id}"
+    return ToolStep(call_id, "hf_papers", "{}", text, papers=(PaperRef(arxiv_id, "A paper"),))
+
+
+async def test_the_journal_writes_steps_with_their_events_and_reannounces_a_correction(
+    make_deps: Any,
+) -> None:
+    deps, _model = make_deps()
+    claim = await claimed_run(deps)
+    budget = RunBudget(deps, claim, MODEL)
+    journal = DatabaseJournal(deps, claim, [], budget)
+    call = ToolCallRequest("c1", "hf_papers", "{}")
+    await journal.record(LLMStep(None, (call,), TokenUsage(100, 10)))
+    await journal.record(tool_step("c1", "2501.01234"))
+    await journal.record(
+        LLMStep("Draft https://huggingface.co/papers/2312.04567", (), TokenUsage())
+    )
+    await journal.record(NoteStep("fix_citations", "please fix"))
+    await journal.record(
+        LLMStep("Fixed https://huggingface.co/papers/2501.01234", (), TokenUsage())
+    )
+    async with deps.sessions() as session:
+        steps = await load_steps(session, claim.response_id)
+        events = await read_events(session, claim.response_id, -1)
+    assert [type(step) for step in steps] == [LLMStep, ToolStep, LLMStep, NoteStep, LLMStep]
+    items = [(e.type, e.data["output_index"]) for e in events if "output_index" in e.data]
+    assert items == [
+        ("response.output_item.added", 0),
+        ("response.output_item.done", 0),
+        ("response.output_item.added", 1),
+        ("response.output_item.done", 1),
+        ("response.output_item.done", 1),  # the correction replaces the draft in place
+    ]
+    assert events[-1].data["item"]["content"][0]["text"].startswith("Fixed")
+    # A journal resumed from those steps knows what was shown: a new item is index 2.
+    resumed = DatabaseJournal(deps, claim, steps, budget)
+    await resumed.record(tool_step("c2", "2312.04567"))
+    async with deps.sessions() as session:
+        last = (await read_events(session, claim.response_id, events[-1].sequence_number))[0]
+    assert (last.type, last.data["output_index"]) == ("response.output_item.added", 2)
+
+
+async def test_the_journal_of_a_lost_claim_writes_nothing(make_deps: Any) -> None:
+    deps, _model = make_deps()
+    claim = await claimed_run(deps)
+    stale = runs.Claim(claim.response_id, claim.attempt + 1)
+    journal = DatabaseJournal(deps, stale, [], RunBudget(deps, stale, MODEL))
+    with pytest.raises(runs.LeaseLost):
+        await journal.record(LLMStep("late", (), TokenUsage(1, 1)))
+    async with deps.sessions() as session:
+        assert await load_steps(session, claim.response_id) == []
+
+
+async def ledger_rows(deps: WorkerDeps, response_id: str) -> list[LedgerRow]:
+    async with deps.sessions() as session:
+        statement = select(LedgerRow).where(LedgerRow.response_id == response_id)
+        return list((await session.execute(statement.order_by(LedgerRow.call_index))).scalars())
+
+
+async def test_the_budget_reserves_settles_and_refunds_in_the_ledger(make_deps: Any) -> None:
+    deps, _model = make_deps()
+    claim = await claimed_run(deps)
+    budget = RunBudget(deps, claim, MODEL)
+    journal = DatabaseJournal(deps, claim, [], budget)
+    max_tokens = await budget.allow(prompt_bound=2_000, desired_tokens=4_096, research=True)
+    assert max_tokens == 4_096
+    [reserved] = await ledger_rows(deps, claim.response_id)
+    # 2000 prompt tokens at $0.6/M + 4096 output tokens at $2.5/M, in µUSD, rounded up.
+    assert (reserved.state, reserved.amount_micros) == ("reserved", 1_200 + 10_240)
+    await journal.record(LLMStep("ok", (), TokenUsage(1_000, 100), provider="novita"))
+    [charged] = await ledger_rows(deps, claim.response_id)
+    assert (charged.state, charged.amount_micros) == ("charged", 600 + 250)
+    assert await budget.allow(prompt_bound=2_000, desired_tokens=64, research=False) == 64
+    await budget.refund()
+    refunded = (await ledger_rows(deps, claim.response_id))[1]
+    assert refunded.amount_micros == 0
+
+
+async def test_the_budget_refuses_a_call_it_cannot_afford(make_deps: Any) -> None:
+    deps, _model = make_deps()
+    claim = await claimed_run(deps, max_cost_usd="0.001")
+    budget = RunBudget(deps, claim, MODEL)
+    # 2000 prompt tokens alone cost 1200 µUSD at $0.6/M: more than the 1000 of the budget.
+    assert await budget.allow(prompt_bound=2_000, desired_tokens=4_096, research=True) is None
+    assert await budget.allow(prompt_bound=2_000, desired_tokens=4_096, research=False) is None
+    assert await ledger_rows(deps, claim.response_id) == []
+    assert await budget.output_allowance(prompt_bound=2_000) == 0
+
+
+async def test_a_run_handle_drives_the_run_to_its_terminal_state(make_deps: Any) -> None:
+    deps, model = make_deps(calls_tool(("hf_papers", {"q": "x"})), answers("Done."))
+    claim = await claimed_run(deps)
+    await RunHandle(claim, deps).execute()
+    model.assert_consumed()
+    async with deps.sessions() as session:
+        row = await session.get(ResponseRow, claim.response_id)
+        steps = await load_steps(session, claim.response_id)
+    assert row is not None
+    assert row.status == Status.COMPLETED
+    assert row.lease_owner is None
+    # The agent has no tools here: the call went back to the model as an error text.
+    tool = steps[1]
+    assert isinstance(tool, ToolStep)
+    assert tool.is_error
+
+
+async def test_a_run_handle_stopped_for_cancel_writes_cancelled(make_deps: Any) -> None:
+    deps, model = make_deps()
+    claim = await claimed_run(deps)
+    handle = RunHandle(claim, deps)
+    handle.stop(cancel=True)
+    await handle.execute()
+    async with deps.sessions() as session:
+        row = await session.get(ResponseRow, claim.response_id)
+    assert row is not None
+    assert row.status == Status.CANCELLED
+    assert model.requests == []
