@@ -100,6 +100,7 @@ async def test_a_run_calls_tools_then_answers() -> None:
         "content": "paper about moe",
     }
     assert second.tools is not None
+    assert second.tool_choice == "auto"
     assert second.model == "org/model:provider"
 
 

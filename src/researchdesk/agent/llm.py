@@ -67,6 +67,7 @@ class LLMClient:
         }
         if request.tools:
             kwargs["tools"] = request.tools
+            kwargs["tool_choice"] = request.tool_choice or "auto"
         raw = await self._client.chat.completions.with_raw_response.create(**kwargs)
         completion = raw.parse()
         if not completion.choices:

@@ -143,6 +143,8 @@ class Agent:
             tools=tools,
             max_tokens=max_tokens,
             options=options,
+            # The service accepts `tool_choice` "auto" or "none", and "none" means no tools.
+            tool_choice="auto" if tools else None,
         )
         try:
             reply = await self._llm.complete(request)

@@ -33,6 +33,9 @@ class LLMRequest:
     max_tokens: int
     options: dict[str, Any]
     """temperature, top_p, parallel_tool_calls, user, … as the request set them."""
+    tool_choice: str | None = None
+    """Sent whenever `tools` are: some servers (llama-cpp-python's) silently drop the tools of a
+    call that does not say how to use them."""
 
 
 @dataclass(frozen=True)
