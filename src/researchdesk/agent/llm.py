@@ -70,21 +70,21 @@ class LLMClient:
             kwargs["tool_choice"] = request.tool_choice or "auto"
         raw = await self._client.chat.completions.with_raw_response.create(**kwargs)
         completion = raw.parse()
-        if not completion.choices:
-            raise LLMError("upstream_bad_response", "The model endpoint returned no choices.")
-        choice = completion.choices[0]
-        message = choice.message
+        # A reply without choices or without a message is an empty reply, not an error: its
+        # tokens may still be billed, and the agent asks once more for an answer.
+        choice = completion.choices[0] if completion.choices else None
+        message = getattr(choice, "message", None)
         calls = tuple(
             ToolCallRequest(id=call.id, name=call.function.name, arguments=call.function.arguments)
-            for call in message.tool_calls or []
+            for call in getattr(message, "tool_calls", None) or []
             if call.type == "function"
         )
         return LLMReply(
-            content=message.content,
+            content=getattr(message, "content", None),
             tool_calls=calls,
             usage=_usage(completion.usage),
             provider=raw.headers.get("x-inference-provider"),
-            finish_reason=choice.finish_reason,
+            finish_reason=getattr(choice, "finish_reason", None),
         )
 
 

@@ -10,6 +10,7 @@ from typing import Any, Protocol, assert_never
 from researchdesk.agent.model import LLMError, LLMRequest, Model
 from researchdesk.agent.prompts import (
     CONTINUE_NOTICE,
+    EMPTY_REPLY_NOTICE,
     FINAL_ANSWER_NOTICE,
     NO_TOOLS_NOTICE,
     fix_citations_request,
@@ -33,6 +34,7 @@ from researchdesk.agent.steps import (
     ToolCallRequest,
     ToolStep,
 )
+from researchdesk.agent.text_calls import text_tool_calls
 from researchdesk.agent.trim import fit_output
 from researchdesk.pricing.guard import with_tool_results
 from researchdesk.tools.base import Tool, openai_tool_spec
@@ -75,8 +77,10 @@ class Budget(Protocol):
 class Agent:
     """Runs one research request to an outcome over a model and a set of tools."""
 
-    def __init__(self, llm: Model, tools: Sequence[Tool]) -> None:
+    def __init__(self, llm: Model, tools: Sequence[Tool], *, text_tool_calls: bool = True) -> None:
         self._llm = llm
+        self._text_tool_calls = text_tool_calls
+        """Run a reply that is only a tool call written as text (`agent/text_calls.py`)."""
         self._tools = {tool.name: tool for tool in tools}
         self._tool_specs = [openai_tool_spec(tool) for tool in tools]
 
@@ -152,10 +156,15 @@ class Agent:
             if exc.refused:
                 await budget.refund()
             raise
+        # Without tools on offer, a call the model makes anyway cannot run: drop it.
+        content, calls = reply.content, reply.tool_calls if call.tools_on else ()
+        if call.tools_on and not calls and self._text_tool_calls:
+            written = text_tool_calls(content, self._tools, f"call_text_{state.llm_calls}")
+            if written:
+                content, calls = None, written
         step = LLMStep(
-            content=reply.content,
-            # Without tools on offer, a call the model makes anyway cannot run: drop it.
-            tool_calls=reply.tool_calls if call.tools_on else (),
+            content=content,
+            tool_calls=calls,
             usage=reply.usage,
             provider=reply.provider,
             finish_reason=reply.finish_reason,
@@ -169,7 +178,9 @@ class Agent:
         self, state: AgentState, call: CallModel
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
         messages = state.messages()
-        if call.stop_reason is not None and state.continues_answer():
+        if call.after_empty_reply:
+            messages.append({"role": "system", "content": EMPTY_REPLY_NOTICE})
+        elif call.stop_reason is not None and state.continues_answer():
             messages.append({"role": "system", "content": CONTINUE_NOTICE})
         elif call.stop_reason is not None:
             messages.append({"role": "system", "content": FINAL_ANSWER_NOTICE})
