@@ -72,6 +72,7 @@ class OpenBudget:
 
     exhausted: bool = False
     refunds: int = 0
+    abandoned: int = 0
     allowed: list[tuple[int, bool]] = field(default_factory=list)
 
     async def allow(self, *, prompt_bound: int, desired_tokens: int, research: bool) -> int | None:
@@ -80,6 +81,9 @@ class OpenBudget:
 
     async def refund(self) -> None:
         self.refunds += 1
+
+    async def abandon(self) -> None:
+        self.abandoned += 1
 
     async def output_allowance(self, *, prompt_bound: int) -> int | None:
         return None
