@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from researchdesk.testing.router import FakeRouter, Step, reply
+from researchdesk.testing.router import FakeRouter, Step, Usage, reply
 from tests.integration.helpers import wait_for
 
 CALL = {"name": "hf_papers", "arguments": {"operation": "search", "query": "capacity factors"}}
@@ -69,3 +70,23 @@ def test_twice_nothing_fails_with_empty_answer(service: httpx.Client, router: Fa
     assert body["error"]["code"] == "empty_answer"
     assert body["usage"]["llm_calls"] == 2
     router.assert_script_consumed()
+
+
+def test_a_request_naming_no_model_runs_on_the_priced_local_default(
+    client_for: Any, router: FakeRouter, tmp_path: Path
+) -> None:
+    # A local server lists its model with no providers and no price: the operator prices it.
+    pricing = tmp_path / "pricing.json"
+    pricing.write_text(json.dumps([{"model": "qwen2.5-coder-0.5b", "input": 0, "output": 0}]))
+    router.script(reply("Local answer.", usage=Usage(900, 40)))
+    with client_for(default_model="qwen2.5-coder-0.5b", pricing_file=pricing) as client:
+        body = run(client)
+        usage = client.get("/v1/usage").json()
+    assert body["status"] == "completed", body
+    assert body["model"] == "qwen2.5-coder-0.5b"
+    [sent] = router.chat_requests()
+    assert sent["model"] == "qwen2.5-coder-0.5b"
+    assert body["usage"]["total_usd"] == 0
+    assert [(b["model"], b["llm_calls"], b["prompt_tokens"]) for b in usage["data"]] == [
+        ("qwen2.5-coder-0.5b", 1, 900)
+    ]
