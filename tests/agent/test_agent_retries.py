@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import httpx
+import httpx2
 import openai
 import pytest
 
@@ -125,3 +126,33 @@ def test_a_request_names_its_tool_choice_only_with_tools() -> None:
     request = LLMRequest("m", [], None, 64, {})
     assert request.tool_choice is None
     assert LLMError("c", "m").transient is None
+
+
+@pytest.mark.parametrize(
+    ("failure", "code", "refused"),
+    [
+        # Never sent: nothing can have been billed.
+        (httpx2.ConnectError("refused"), "upstream_unavailable", True),
+        (httpx2.ConnectTimeout("no answer to SYN"), "upstream_timeout", True),
+        # Sent, then the connection dropped or the answer never came: it may have been billed.
+        (httpx2.RemoteProtocolError("server disconnected"), "upstream_unavailable", False),
+        (httpx2.ReadTimeout("no answer"), "upstream_timeout", False),
+    ],
+)
+async def test_the_client_tells_a_call_never_sent_from_one_with_an_unknown_outcome(
+    failure: Exception, code: str, refused: bool
+) -> None:
+    def fail(request: httpx2.Request) -> httpx2.Response:
+        raise failure
+
+    http = httpx2.AsyncClient(transport=httpx2.MockTransport(fail))
+    sdk = openai.AsyncOpenAI(
+        base_url="http://llm.test/v1", api_key="x", max_retries=0, http_client=http
+    )
+    try:
+        with pytest.raises(LLMError) as raised:
+            await LLMClient(sdk).complete(LLMRequest("m", [], None, 64, {}))
+    finally:
+        await sdk.close()
+    assert (raised.value.code, raised.value.refused) == (code, refused)
+    assert raised.value.transient is not None
