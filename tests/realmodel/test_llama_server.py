@@ -180,7 +180,8 @@ def test_a_research_question_against_llama_server(
     assert usage["total_usd"] == round(expected / 1_000_000, 6)
     print(
         f"\nllama-server run: {final.status}, {usage['llm_calls']} LLM calls, {len(calls)} tool "
-        f"calls, {usage['input_tokens']} in / {usage['output_tokens']} out tokens, "
+        f"calls (ids {[call.call_id for call in calls]}), "
+        f"{usage['input_tokens']} in / {usage['output_tokens']} out tokens, "
         f"${usage['total_usd']}, {elapsed:.1f} s end to end, "
         f"{llama_server.busy_seconds():.1f} s in llama-server"
     )
