@@ -5,13 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
-import openai
 import pytest
 
-from researchdesk.agent.llm import LLMClient
-from researchdesk.agent.model import LLMError, LLMRequest
 from researchdesk.retry import GaveUp, RetryPolicy, Transient, server_delay
-from researchdesk.testing.router import FakeRouter, error, reply
 
 FAST = RetryPolicy(max_retries=2, base_seconds=0.001, max_seconds=0.5)
 
@@ -76,25 +72,3 @@ async def test_a_hint_longer_than_the_cap_gives_up_at_once() -> None:
         await FAST.run(limited, what="limited")
     assert calls == 1
     assert "asks to wait 3600 s" in gave_up.value.describe("Hub search")
-
-
-async def test_the_llm_client_uses_the_policy_and_keeps_its_error_codes() -> None:
-    with FakeRouter() as router:
-        sdk = openai.AsyncOpenAI(base_url=router.url, api_key="x", max_retries=0)
-        llm = LLMClient(sdk, FAST)
-        request = LLMRequest(
-            "moonshotai/Kimi-K2.6:novita", [{"role": "user", "content": "q"}], None, 64, {}
-        )
-        router.script(error(503), error(429, headers={"Retry-After": "0"}), reply("fine"))
-        assert (await llm.complete(request)).content == "fine"
-        router.script(error(429, headers={"Retry-After": "3600"}))
-        with pytest.raises(LLMError) as limited:
-            await llm.complete(request)
-        assert limited.value.code == "upstream_rate_limited"
-        assert "asks to wait 3600 s" in limited.value.message
-        router.script(error(502), error(502), error(502))
-        with pytest.raises(LLMError) as down:
-            await llm.complete(request)
-        assert down.value.code == "upstream_unavailable"
-        router.assert_script_consumed()
-        await sdk.close()

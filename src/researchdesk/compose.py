@@ -80,7 +80,9 @@ async def open_worker(
         sessions=core.sessions,
         notifier=core.notifier,
         prices=core.prices,
-        agent=Agent(LLMClient(client, retry), [papers]),
+        agent=Agent(
+            LLMClient(client), [papers], retry=retry, text_tool_calls=settings.text_tool_calls
+        ),
         render_output=output_items,
     )
     scheduler = Scheduler(deps, concurrency=concurrency)

@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     retry_max_seconds: float = Field(default=60.0, ge=0)
     max_output_tokens: int = Field(default=4096, ge=16)
     final_answer_max_tokens: int = Field(default=16_384, ge=16)
+    text_tool_calls: bool = True
+    """Run a reply that is only a tool call written as text (small open models write them so)."""
 
     tool_timeout_seconds: float = Field(default=30.0, gt=0)
     tool_max_retries: int = Field(default=3, ge=0)

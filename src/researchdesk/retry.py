@@ -86,15 +86,23 @@ class RetryPolicy:
             try:
                 return await attempt()
             except Transient as failure:
-                hinted = server_delay(failure.status, failure.headers)
-                if hinted is not None and hinted > self.max_seconds:
-                    raise GaveUp(failure, retries + 1, hinted) from failure
-                if retries >= self.max_retries:
-                    raise GaveUp(failure, retries + 1, None) from failure
-                delay = self.backoff(retries) if hinted is None else hinted
+                delay = self.delay(failure, retries, what=what)
                 retries += 1
-                logger.info("%s: %s; retry %d in %.2f s", what, failure.reason, retries, delay)
             await asyncio.sleep(delay)
+
+    def delay(self, failure: Transient, retries: int, *, what: str) -> float:
+        """Seconds to wait before retry number `retries` (0, 1, …) after `failure`, or `GaveUp`.
+
+        For a caller that drives the attempts itself (the agent reserves money before each).
+        """
+        hinted = server_delay(failure.status, failure.headers)
+        if hinted is not None and hinted > self.max_seconds:
+            raise GaveUp(failure, retries + 1, hinted) from failure
+        if retries >= self.max_retries:
+            raise GaveUp(failure, retries + 1, None) from failure
+        delay = self.backoff(retries) if hinted is None else hinted
+        logger.info("%s: %s; retry %d in %.2f s", what, failure.reason, retries + 1, delay)
+        return delay
 
 
 def server_delay(status: int | None, headers: Mapping[str, str]) -> float | None:

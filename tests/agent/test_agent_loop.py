@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from researchdesk.agent.loop import Agent
-from researchdesk.agent.model import LLMError, LLMRequest
+from researchdesk.agent.model import LLMError, LLMReply, LLMRequest
 from researchdesk.agent.state import Completed, Failed, Incomplete, RunSpec
-from researchdesk.agent.steps import LLMStep, NoteStep, Step, ToolStep
+from researchdesk.agent.steps import LLMStep, NoteStep, Step, TokenUsage, ToolStep
 from researchdesk.testing.scripted import ScriptedModel, UnexpectedCall, answers, calls_tool
 from researchdesk.tools.base import PaperRef, ToolResult
 
@@ -72,6 +72,7 @@ class OpenBudget:
 
     exhausted: bool = False
     refunds: int = 0
+    abandoned: int = 0
     allowed: list[tuple[int, bool]] = field(default_factory=list)
 
     async def allow(self, *, prompt_bound: int, desired_tokens: int, research: bool) -> int | None:
@@ -80,6 +81,9 @@ class OpenBudget:
 
     async def refund(self) -> None:
         self.refunds += 1
+
+    async def abandon(self) -> None:
+        self.abandoned += 1
 
     async def output_allowance(self, *, prompt_bound: int) -> int | None:
         return None
@@ -100,6 +104,7 @@ async def test_a_run_calls_tools_then_answers() -> None:
         "content": "paper about moe",
     }
     assert second.tools is not None
+    assert second.tool_choice == "auto"
     assert second.model == "org/model:provider"
 
 
@@ -190,3 +195,60 @@ async def test_a_tool_error_text_goes_to_the_model_and_is_marked_in_the_journal(
     [failed] = [step for step in journal.steps if isinstance(step, ToolStep)]
     assert failed.is_error
     assert "unknown tool 'no_such_tool'" in model.requests[1].messages[-1]["content"]
+
+
+async def test_a_reply_that_is_only_a_call_written_as_text_runs_as_that_call() -> None:
+    written = '```json\n{"name": "hf_papers", "arguments": {"query": "moe"}}\n```'
+    model = ScriptedModel(answers(written), answers(CITED))
+    tool, journal = Papers(), MemoryJournal()
+    outcome = await Agent(model, [tool]).run(make_spec(), [], journal, OpenBudget())
+    assert outcome == Completed()
+    assert tool.ran == ["moe"]
+    first, ran, _answer = journal.steps
+    assert isinstance(first, LLMStep)
+    assert isinstance(ran, ToolStep)
+    assert first.content is None
+    assert [(c.id, c.name) for c in first.tool_calls] == [("call_text_0_0", "hf_papers")]
+    assert (ran.call_id, ran.name, ran.output) == ("call_text_0_0", "hf_papers", "paper about moe")
+    # The model is shown its call as a structured one, and the result as a tool message.
+    assistant, result = model.requests[1].messages[-2:]
+    assert assistant["tool_calls"][0]["function"]["name"] == "hf_papers"
+    assert result == {"role": "tool", "tool_call_id": "call_text_0_0", "content": "paper about moe"}
+
+
+async def test_calls_written_as_text_stay_answers_when_switched_off_or_among_prose() -> None:
+    written = '<tool_call>{"name": "hf_papers", "arguments": {"query": "moe"}}</tool_call>'
+    tool = Papers()
+    off = ScriptedModel(answers(written))
+    assert (
+        await Agent(off, [tool], text_tool_calls=False).run(
+            make_spec(), [], MemoryJournal(), OpenBudget()
+        )
+        == Completed()
+    )
+    prose = ScriptedModel(answers(f"The call would be {written}, but I know the answer: 42."))
+    assert await Agent(prose, [tool]).run(make_spec(), [], MemoryJournal(), OpenBudget()) == (
+        Completed()
+    )
+    assert tool.ran == []
+
+
+async def test_an_empty_reply_is_asked_again_without_tools() -> None:
+    model = ScriptedModel(answers(""), answers("The answer."))
+    journal = MemoryJournal()
+    outcome = await Agent(model, [Papers()]).run(make_spec(), [], journal, OpenBudget())
+    assert outcome == Completed()
+    retry = model.requests[1]
+    assert retry.tools is None
+    assert retry.tool_choice is None
+    assert "empty" in retry.messages[-1]["content"]
+
+
+@pytest.mark.parametrize("second", [None, "  \n"])
+async def test_two_empty_replies_fail_the_run_with_empty_answer(second: str | None) -> None:
+    empty = LLMReply(second, (), TokenUsage(100, 0, 0, 100), "scripted", "stop")
+    model = ScriptedModel(answers(""), empty)
+    outcome = await Agent(model, [Papers()]).run(make_spec(), [], MemoryJournal(), OpenBudget())
+    assert isinstance(outcome, Failed)
+    assert outcome.code == "empty_answer"
+    model.assert_consumed()

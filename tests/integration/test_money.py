@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,17 @@ from researchdesk.store.models import LedgerRow
 from researchdesk.testing.router import (
     FakeRouter,
     Usage,
+    error,
     reply,
     tool_calls,
 )
-from tests.integration.helpers import KIMI, expected_micros, run_never_stopping, wait_for
+from tests.integration.helpers import (
+    KIMI,
+    expected_micros,
+    router_price,
+    run_never_stopping,
+    wait_for,
+)
 
 SEARCH = ("hf_papers", {"operation": "search", "query": "routing"})
 READ = ("hf_papers", {"operation": "read_paper", "arxiv_id": "2501.01234"})
@@ -186,3 +194,68 @@ def test_tool_output_is_cut_to_keep_the_conversation_within_its_share(
     assert 200 < len(outputs[0].encode()) < 2_500
     seen = [m["content"] for m in router.chat_requests()[1]["messages"] if m["role"] == "tool"]
     assert seen == [outputs[0]]
+
+
+def ledger_states(sqlite_url: str) -> list[tuple[str, int]]:
+    """Each ledger row's state and amount, in call order."""
+
+    async def rows() -> list[tuple[str, int]]:
+        engine = create_engine(sqlite_url)
+        async with create_sessionmaker(engine)() as session:
+            found = await session.execute(
+                select(LedgerRow.state, LedgerRow.amount_micros).order_by(LedgerRow.call_index)
+            )
+            result = [(state, amount) for state, amount in found.all()]
+        await engine.dispose()
+        return result
+
+    return asyncio.run(rows())
+
+
+def test_error_statuses_cost_nothing_and_the_calls_agree_with_usage(
+    client_for: Any, router: FakeRouter, sqlite_url: str
+) -> None:
+    router.script(*[error(500)] * 5, reply("Recovered.", usage=Usage(1_000, 100)))
+    with client_for(llm_max_retries=5) as client:
+        created = client.post(
+            "/v1/responses", json={"model": KIMI, "input": "q", "background": True}
+        ).json()
+        body = wait_for(client, created["id"])
+        usage = client.get("/v1/usage").json()
+    assert body["status"] == "completed"
+    assert len(router.chat_requests()) == 6
+    # Every attempt reserved; the five answered 500 (no usage) were released to 0.
+    states = ledger_states(sqlite_url)
+    assert [state for state, _ in states] == ["refunded"] * 5 + ["charged"]
+    assert [amount for _, amount in states[:5]] == [0] * 5
+    expected = expected_micros(router, KIMI)
+    assert states[5][1] == expected
+    assert body["usage"]["total_usd"] == round(expected / 1_000_000, 6)
+    assert body["usage"]["llm_calls"] == 1
+    assert sum(bucket["llm_calls"] for bucket in usage["data"]) == 1
+    assert usage["total_usd"] == body["usage"]["total_usd"]
+
+
+def test_a_timed_out_attempt_stays_counted_and_the_retry_reserves_anew(
+    client_for: Any, router: FakeRouter, sqlite_url: str
+) -> None:
+    # The upstream may finish, and bill, a call we stopped waiting for: its reservation stays.
+    router.script(
+        reply("Too late.", delay=3.0),
+        reply("Answer.", usage=Usage(1_000, 100), provider="novita"),
+    )
+    with client_for(llm_timeout_seconds=1.0) as client:
+        created = client.post(
+            "/v1/responses", json={"model": KIMI, "input": "q", "background": True}
+        ).json()
+        body = wait_for(client, created["id"])
+        usage = client.get("/v1/usage").json()
+    assert body["status"] == "completed"
+    (kept_state, kept), (charged_state, charged) = ledger_states(sqlite_url)
+    assert (kept_state, charged_state) == ("reserved", "charged")
+    assert kept > 0
+    input_price, output_price = router_price(KIMI, "novita")
+    assert charged == math.ceil(1_000 * input_price + 100 * output_price)
+    assert body["usage"]["total_usd"] == round((kept + charged) / 1_000_000, 6)
+    assert usage["total_usd"] == body["usage"]["total_usd"]
+    assert body["usage"]["llm_calls"] == sum(b["llm_calls"] for b in usage["data"]) == 1

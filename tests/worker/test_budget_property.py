@@ -252,8 +252,9 @@ async def run_all(settings: Settings, rng: random.Random, prices: dict[str, Pric
         client = openai.AsyncOpenAI(base_url=settings.llm_base_url, api_key="k", max_retries=0)
         stack.push_async_callback(client.close)
         agent = Agent(
-            LLMClient(client, RetryPolicy(base_seconds=0.01)),
+            LLMClient(client),
             [RandomTool(rng, settings.tool_output_max_chars)],
+            retry=RetryPolicy(base_seconds=0.01),
         )
         deps = WorkerDeps(
             settings=settings,

@@ -1,11 +1,9 @@
-"""The `Model` over an OpenAI-compatible endpoint: one call with retries, errors as clear codes."""
+"""The `Model` over an OpenAI-compatible endpoint: one attempt per call, errors as clear codes."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
-from functools import partial
 from typing import Any
 
 import openai
@@ -13,32 +11,19 @@ import openai
 from researchdesk.agent.model import LLMError, LLMReply, LLMRequest
 from researchdesk.agent.steps import TokenUsage, ToolCallRequest
 from researchdesk.pricing.cost import ceil_micros
-from researchdesk.retry import RETRYABLE_STATUSES, GaveUp, RetryPolicy, Transient
+from researchdesk.retry import RETRYABLE_STATUSES, Transient
 
 logger = logging.getLogger(__name__)
 
 
 class LLMClient:
-    """The agent's `Model`: chat completions through the official `openai` SDK."""
+    """The agent's `Model`: chat completions through the official `openai` SDK, one attempt."""
 
-    def __init__(self, client: openai.AsyncOpenAI, retry: RetryPolicy) -> None:
+    def __init__(self, client: openai.AsyncOpenAI) -> None:
         self._client = client
-        self._retry = retry
 
     async def complete(self, request: LLMRequest) -> LLMReply:
-        """One completion, retrying transient failures; raises LLMError when it gives up."""
-        try:
-            return await self._retry.run(partial(self._attempt, request), what="LLM call")
-        except GaveUp as gave_up:
-            last = gave_up.last
-            assert isinstance(last, _TransientLLM)
-            message = last.message
-            if gave_up.hinted is not None:
-                message += f" (the endpoint asks to wait {gave_up.hinted:.0f} s)"
-            raise LLMError(last.code, message) from None
-
-    async def _attempt(self, request: LLMRequest) -> LLMReply:
-        """One call; failures worth another attempt raise `_TransientLLM`."""
+        """One call; failures raise `LLMError`, `transient` when worth another attempt."""
         try:
             return await self._call(request)
         except openai.APIStatusError as exc:
@@ -50,13 +35,22 @@ class LLMClient:
             else:
                 code = "upstream_unavailable"
                 message = f"The model endpoint failed ({status}): {_message(exc)}"
-            raise _TransientLLM(code, message, status, exc.response.headers) from exc
+            transient = Transient(message, status=status, headers=exc.response.headers)
+            raise LLMError(code, message, refused=True, transient=transient) from exc
         except openai.APITimeoutError as exc:
             logger.warning("LLM call timed out: %s", exc)
-            raise _TransientLLM("upstream_timeout", "The model endpoint timed out.") from exc
+            message = "The model endpoint timed out."
+            raise LLMError(
+                "upstream_timeout", message, refused=_never_sent(exc), transient=Transient(message)
+            ) from exc
         except openai.APIConnectionError as exc:
             message = f"Could not reach the model endpoint: {exc}"
-            raise _TransientLLM("upstream_unavailable", message) from exc
+            raise LLMError(
+                "upstream_unavailable",
+                message,
+                refused=_never_sent(exc),
+                transient=Transient(message),
+            ) from exc
 
     async def _call(self, request: LLMRequest) -> LLMReply:
         kwargs: dict[str, Any] = {
@@ -67,23 +61,24 @@ class LLMClient:
         }
         if request.tools:
             kwargs["tools"] = request.tools
+            kwargs["tool_choice"] = request.tool_choice or "auto"
         raw = await self._client.chat.completions.with_raw_response.create(**kwargs)
         completion = raw.parse()
-        if not completion.choices:
-            raise LLMError("upstream_bad_response", "The model endpoint returned no choices.")
-        choice = completion.choices[0]
-        message = choice.message
+        # A reply without choices or without a message is an empty reply, not an error: its
+        # tokens may still be billed, and the agent asks once more for an answer.
+        choice = completion.choices[0] if completion.choices else None
+        message = getattr(choice, "message", None)
         calls = tuple(
             ToolCallRequest(id=call.id, name=call.function.name, arguments=call.function.arguments)
-            for call in message.tool_calls or []
+            for call in getattr(message, "tool_calls", None) or []
             if call.type == "function"
         )
         return LLMReply(
-            content=message.content,
+            content=getattr(message, "content", None),
             tool_calls=calls,
             usage=_usage(completion.usage),
             provider=raw.headers.get("x-inference-provider"),
-            finish_reason=choice.finish_reason,
+            finish_reason=getattr(choice, "finish_reason", None),
         )
 
 
@@ -168,16 +163,7 @@ def _permanent(exc: openai.APIStatusError) -> LLMError:
     )
 
 
-class _TransientLLM(Transient):
-    """A failed attempt worth retrying, with the error code the run ends with if none succeeds."""
-
-    def __init__(
-        self,
-        code: str,
-        message: str,
-        status: int | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(message, status=status, headers=headers)
-        self.code = code
-        self.message = message
+def _never_sent(exc: openai.APIConnectionError) -> bool:
+    """Whether the connection failed before the request went out (so nothing can be billed)."""
+    # By name: the SDK may run on its own copy of httpx, whose classes are not `httpx`'s.
+    return type(exc.__cause__).__name__ in {"ConnectError", "ConnectTimeout"}

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, Protocol, assert_never
 
-from researchdesk.agent.model import LLMError, LLMRequest, Model
+from researchdesk.agent.model import LLMError, LLMReply, LLMRequest, Model
 from researchdesk.agent.prompts import (
     CONTINUE_NOTICE,
+    EMPTY_REPLY_NOTICE,
     FINAL_ANSWER_NOTICE,
     NO_TOOLS_NOTICE,
     fix_citations_request,
@@ -33,8 +35,10 @@ from researchdesk.agent.steps import (
     ToolCallRequest,
     ToolStep,
 )
+from researchdesk.agent.text_calls import text_tool_calls
 from researchdesk.agent.trim import fit_output
 from researchdesk.pricing.guard import with_tool_results
+from researchdesk.retry import GaveUp, RetryPolicy
 from researchdesk.tools.base import Tool, openai_tool_spec
 
 logger = logging.getLogger(__name__)
@@ -63,6 +67,14 @@ class Budget(Protocol):
         """The call just reserved was refused before any token was used: release its money."""
         ...
 
+    async def abandon(self) -> None:
+        """The call just reserved ended with an unknown outcome: its reservation stays counted.
+
+        The upstream may still finish, and bill, a call we gave up on (a timeout, a dropped
+        connection); a retry reserves anew.
+        """
+        ...
+
     async def output_allowance(self, *, prompt_bound: int) -> int | None:
         """UTF-8 bytes the prompt may still grow by.
 
@@ -75,8 +87,18 @@ class Budget(Protocol):
 class Agent:
     """Runs one research request to an outcome over a model and a set of tools."""
 
-    def __init__(self, llm: Model, tools: Sequence[Tool]) -> None:
+    def __init__(
+        self,
+        llm: Model,
+        tools: Sequence[Tool],
+        *,
+        retry: RetryPolicy | None = None,
+        text_tool_calls: bool = True,
+    ) -> None:
         self._llm = llm
+        self._retry = retry or RetryPolicy()
+        self._text_tool_calls = text_tool_calls
+        """Run a reply that is only a tool call written as text (`agent/text_calls.py`)."""
         self._tools = {tool.name: tool for tool in tools}
         self._tool_specs = [openai_tool_spec(tool) for tool in tools]
 
@@ -118,17 +140,17 @@ class Agent:
             else state.spec.max_output_tokens
         )
         messages, tools = self._prompt(state, call)
+        prompt_bound = state.prompt_bound(messages, tools)
         max_tokens = await budget.allow(
-            prompt_bound=state.prompt_bound(messages, tools),
-            desired_tokens=desired,
-            research=call.tools_on,
+            prompt_bound=prompt_bound, desired_tokens=desired, research=call.tools_on
         )
         if max_tokens is None and call.tools_on:
             # No room for more research: the final answer may use what is left.
             call = CallModel(tools_on=False, stop_reason="max_cost_usd")
             messages, tools = self._prompt(state, call)
+            prompt_bound = state.prompt_bound(messages, tools)
             max_tokens = await budget.allow(
-                prompt_bound=state.prompt_bound(messages, tools),
+                prompt_bound=prompt_bound,
                 desired_tokens=state.spec.final_answer_tokens,
                 research=False,
             )
@@ -143,17 +165,19 @@ class Agent:
             tools=tools,
             max_tokens=max_tokens,
             options=options,
+            # The service accepts `tool_choice` "auto" or "none", and "none" means no tools.
+            tool_choice="auto" if tools else None,
         )
-        try:
-            reply = await self._llm.complete(request)
-        except LLMError as exc:
-            if exc.refused:
-                await budget.refund()
-            raise
+        reply = await self._complete(request, budget, prompt_bound, research=call.tools_on)
+        # Without tools on offer, a call the model makes anyway cannot run: drop it.
+        content, calls = reply.content, reply.tool_calls if call.tools_on else ()
+        if call.tools_on and not calls and self._text_tool_calls:
+            written = text_tool_calls(content, self._tools, f"call_text_{state.llm_calls}")
+            if written:
+                content, calls = None, written
         step = LLMStep(
-            content=reply.content,
-            # Without tools on offer, a call the model makes anyway cannot run: drop it.
-            tool_calls=reply.tool_calls if call.tools_on else (),
+            content=content,
+            tool_calls=calls,
             usage=reply.usage,
             provider=reply.provider,
             finish_reason=reply.finish_reason,
@@ -163,11 +187,44 @@ class Agent:
         state.apply(step)
         return None
 
+    async def _complete(
+        self, request: LLMRequest, budget: Budget, prompt_bound: int, *, research: bool
+    ) -> LLMReply:
+        """The reply to `request` (already reserved), retrying transient failures.
+
+        Each attempt has its own reservation: one the endpoint answered with an error status is
+        released, one whose outcome is unknown stays counted, and each retry reserves anew.
+        """
+        retries = 0
+        while True:
+            try:
+                return await self._llm.complete(request)
+            except LLMError as exc:
+                await (budget.refund() if exc.refused else budget.abandon())
+                if exc.transient is None:
+                    raise
+                try:
+                    delay = self._retry.delay(exc.transient, retries, what="LLM call")
+                except GaveUp as gave_up:
+                    raise LLMError(exc.code, _gave_up(exc.message, gave_up)) from None
+                failure = exc
+            retries += 1
+            await asyncio.sleep(delay)
+            max_tokens = await budget.allow(
+                prompt_bound=prompt_bound, desired_tokens=request.max_tokens, research=research
+            )
+            if max_tokens is None:
+                message = f"{failure.message} No money is left for another attempt."
+                raise LLMError(failure.code, message)
+            request = replace(request, max_tokens=max_tokens)
+
     def _prompt(
         self, state: AgentState, call: CallModel
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
         messages = state.messages()
-        if call.stop_reason is not None and state.continues_answer():
+        if call.after_empty_reply:
+            messages.append({"role": "system", "content": EMPTY_REPLY_NOTICE})
+        elif call.stop_reason is not None and state.continues_answer():
             messages.append({"role": "system", "content": CONTINUE_NOTICE})
         elif call.stop_reason is not None:
             messages.append({"role": "system", "content": FINAL_ANSWER_NOTICE})
@@ -243,6 +300,13 @@ class Agent:
             papers=result.papers,
             is_error=result.is_error,
         )
+
+
+def _gave_up(message: str, gave_up: GaveUp) -> str:
+    """The last failure's message, with the wait the endpoint asked for when that ended it."""
+    if gave_up.hinted is not None:
+        return f"{message} (the endpoint asks to wait {gave_up.hinted:.0f} s)"
+    return message
 
 
 class _ToolCrashed(Exception):

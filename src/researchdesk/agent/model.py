@@ -10,17 +10,29 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from researchdesk.agent.steps import TokenUsage, ToolCallRequest
+from researchdesk.retry import Transient
 
 
 class LLMError(Exception):
-    """The LLM endpoint refused or failed the call for good: the run ends `failed` with `code`."""
+    """One call failed: retried when `transient`, else the run ends `failed` with `code`."""
 
-    def __init__(self, code: str, message: str, *, refused: bool = False) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        refused: bool = False,
+        transient: Transient | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.refused = refused
-        """The endpoint refused the call outright (4xx): no tokens were used or billed."""
+        """Nothing was billed: the endpoint answered with an error status and no usage (4xx
+        and 5xx alike), or was never reached. Otherwise (a timeout, a connection dropped after
+        the request was sent) the upstream may have finished, and billed, the call."""
+        self.transient = transient
+        """Set when another attempt may succeed; its status and headers say how long to wait."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +45,9 @@ class LLMRequest:
     max_tokens: int
     options: dict[str, Any]
     """temperature, top_p, parallel_tool_calls, user, … as the request set them."""
+    tool_choice: str | None = None
+    """Sent whenever `tools` are: some servers (llama-cpp-python's) silently drop the tools of a
+    call that does not say how to use them."""
 
 
 @dataclass(frozen=True)
@@ -47,8 +62,12 @@ class LLMReply:
 
 
 class Model(Protocol):
-    """Answers one chat-completions request, or raises `LLMError` when it gives up."""
+    """Answers one chat-completions request in one attempt, or raises `LLMError`.
+
+    It does not retry: the agent does, reserving money before each attempt, so that every
+    attempt the upstream may bill is counted.
+    """
 
     async def complete(self, request: LLMRequest) -> LLMReply:
-        """One completion of `request`."""
+        """One attempt at a completion of `request`."""
         ...

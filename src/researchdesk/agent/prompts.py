@@ -27,6 +27,10 @@ CONTINUE_NOTICE = """\
 Your answer was cut off by its length limit. Continue it exactly where it stopped, without \
 repeating anything."""
 
+EMPTY_REPLY_NOTICE = """\
+Your last reply was empty. Write your final answer now from what you have found, citing the \
+papers you actually read."""
+
 NO_TOOLS_NOTICE = """\
 Tools are turned off for this request: answer from the conversation so far."""
 

@@ -14,6 +14,7 @@ from researchdesk.agent.steps import (
     ToolCallRequest,
     ToolStep,
     is_cut_answer,
+    is_empty_reply,
     llm_calls,
     retrieved_papers,
 )
@@ -22,6 +23,8 @@ from researchdesk.pricing.guard import prompt_upper_bound
 
 MAX_ANSWER_CONTINUATIONS = 8
 """How many times a budget-cut final answer cut off by its token limit may be continued."""
+
+EMPTY_ANSWER_MESSAGE = "The model replied with nothing, twice: no answer to give."
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,8 @@ class CallModel:
 
     tools_on: bool
     stop_reason: str | None = None
+    after_empty_reply: bool = False
+    """The one more call, tools off, after the model replied with nothing."""
 
 
 @dataclass(frozen=True)
@@ -161,6 +166,10 @@ class AgentState:
                     return Finish(Incomplete(last.stop_reason))
                 if last.finish_reason == "length":
                     return Finish(Incomplete("max_output_tokens"))
+                if is_empty_reply(last):
+                    if sum(1 for s in self.steps if is_empty_reply(s)) > 1:
+                        return Finish(Failed("empty_answer", EMPTY_ANSWER_MESSAGE))
+                    return CallModel(tools_on=False, after_empty_reply=True)
                 unverified = self._unverified(last)
                 if unverified:
                     return FixCitations(unverified)

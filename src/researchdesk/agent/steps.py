@@ -106,3 +106,13 @@ def is_cut_answer(step: Step | None) -> bool:
         and step.finish_reason == "length"
         and bool(step.content)
     )
+
+
+def is_empty_reply(step: Step) -> bool:
+    """Whether `step` is a model reply with neither text nor tool calls: no answer at all."""
+    return (
+        isinstance(step, LLMStep)
+        and not step.tool_calls
+        and step.stop_reason is None
+        and not (step.content or "").strip()
+    )

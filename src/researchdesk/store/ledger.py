@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Update, func, select, update
+from sqlalchemy import Update, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from researchdesk.status import Status
@@ -173,7 +173,9 @@ async def usage_buckets(
         LedgerRow.provider,
         LedgerRow.owner,
         func.sum(LedgerRow.amount_micros),
-        func.count(),
+        # Calls that were answered, as the responses' `llm_calls` count them: a refused attempt
+        # cost nothing, and one with an unknown outcome keeps its money but was never answered.
+        func.sum(case((LedgerRow.state == CHARGED, 1), else_=0)),
         func.sum(LedgerRow.prompt_tokens),
         func.sum(LedgerRow.cached_tokens),
         func.sum(LedgerRow.completion_tokens),

@@ -124,6 +124,10 @@ class RunBudget:
             await ledger.refund(session, self._claim.response_id, index)
         self._open = None
 
+    async def abandon(self) -> None:
+        """The open reservation's call has an unknown outcome: it stays in the ledger, counted."""
+        self._open = None
+
     def settled(self) -> None:
         """The step's transaction committed: no reservation is open any more."""
         self._open = None
