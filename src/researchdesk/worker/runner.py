@@ -61,11 +61,17 @@ class RunHandle:
             self._agent_task = asyncio.create_task(agent.run(spec, steps, journal, budget))
             if self.cancel_requested or self.shutting_down:
                 self._agent_task.cancel()
-            heart = asyncio.create_task(self._heartbeat())
+            heart_stop = asyncio.Event()
+            heart = asyncio.create_task(self._heartbeat(heart_stop))
             try:
                 await asyncio.wait({self._agent_task})
             finally:
-                heart.cancel()
+                # Stopped, never cancelled: a cancellation that lands mid-transaction can leave
+                # the connection, and on SQLite the database's write lock, held for good.
+                heart_stop.set()
+                [failure] = await asyncio.gather(heart, return_exceptions=True)
+                if isinstance(failure, Exception):
+                    logger.error("run %s: heartbeat failed", rid, exc_info=failure)
             await self._conclude(self._agent_task)
         except runs.LeaseLost:
             logger.info("run %s: lease lost, stopping without further writes", rid)
@@ -119,10 +125,14 @@ class RunHandle:
                 logger.warning("run %s: terminal write failed, retrying", self.claim.response_id)
                 await asyncio.sleep(self._settings.lease_seconds / 10)
 
-    async def _heartbeat(self) -> None:
+    async def _heartbeat(self, stop: asyncio.Event) -> None:
         interval = self._settings.lease_seconds / 3
         while True:
-            await asyncio.sleep(interval)
+            try:
+                await asyncio.wait_for(stop.wait(), interval)
+                return
+            except TimeoutError:
+                pass
             try:
                 async with self._sessions() as session, session.begin():
                     cancel = await runs.heartbeat(session, self.claim, self._settings.lease_seconds)
