@@ -212,16 +212,20 @@ def ledger_states(sqlite_url: str) -> list[tuple[str, int]]:
     return asyncio.run(rows())
 
 
+def finished_run_and_usage(client: httpx.Client) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One Kimi run to its end on `client`, and `GET /v1/usage` afterwards."""
+    with client:
+        created = client.post(
+            "/v1/responses", json={"model": KIMI, "input": "q", "background": True}
+        ).json()
+        return wait_for(client, created["id"]), client.get("/v1/usage").json()
+
+
 def test_error_statuses_cost_nothing_and_the_calls_agree_with_usage(
     client_for: Any, router: FakeRouter, sqlite_url: str
 ) -> None:
     router.script(*[error(500)] * 5, reply("Recovered.", usage=Usage(1_000, 100)))
-    with client_for(llm_max_retries=5) as client:
-        created = client.post(
-            "/v1/responses", json={"model": KIMI, "input": "q", "background": True}
-        ).json()
-        body = wait_for(client, created["id"])
-        usage = client.get("/v1/usage").json()
+    body, usage = finished_run_and_usage(client_for(llm_max_retries=5))
     assert body["status"] == "completed"
     assert len(router.chat_requests()) == 6
     # Every attempt reserved; the five answered 500 (no usage) were released to 0.
@@ -244,12 +248,7 @@ def test_a_timed_out_attempt_stays_counted_and_the_retry_reserves_anew(
         reply("Too late.", delay=3.0),
         reply("Answer.", usage=Usage(1_000, 100), provider="novita"),
     )
-    with client_for(llm_timeout_seconds=1.0) as client:
-        created = client.post(
-            "/v1/responses", json={"model": KIMI, "input": "q", "background": True}
-        ).json()
-        body = wait_for(client, created["id"])
-        usage = client.get("/v1/usage").json()
+    body, usage = finished_run_and_usage(client_for(llm_timeout_seconds=1.0))
     assert body["status"] == "completed"
     (kept_state, kept), (charged_state, charged) = ledger_states(sqlite_url)
     assert (kept_state, charged_state) == ("reserved", "charged")
