@@ -54,11 +54,16 @@ class ResponseRow(Base):
     event_seq: Mapped[int] = mapped_column(Integer, default=0)
     """The last event's sequence number; -1 before the first, which is numbered 0."""
 
+    # The list pages by `(created_at, id)` under equality filters, and the claim takes the oldest
+    # queued run or the longest-expired lease: each index is one of those reads, in order
+    # (`store.responses.list_statement`, `store.runs.claim_next`; tests/store/test_query_plans.py).
     __table_args__ = (
-        Index("ix_responses_status_created", "status", "created_at"),
-        Index("ix_responses_owner_created", "owner", "created_at"),
-        Index("ix_responses_session", "session_id"),
-        Index("ix_responses_slug_created", "slug", "created_at"),
+        Index("ix_responses_created", "created_at", "id"),
+        Index("ix_responses_owner_created", "owner", "created_at", "id"),
+        Index("ix_responses_status_created", "status", "created_at", "id"),
+        Index("ix_responses_owner_status_created", "owner", "status", "created_at", "id"),
+        Index("ix_responses_slug_created", "slug", "created_at", "id"),
+        Index("ix_responses_status_lease", "status", "lease_expires_at"),
     )
 
 

@@ -7,8 +7,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, or_, select, tuple_
+from sqlalchemy import ColumnElement, Select, String, Text, cast, delete, func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from researchdesk.status import Status
 from researchdesk.store.events import append_events
@@ -104,6 +106,26 @@ async def list_responses(
 ) -> tuple[list[ResponseRow], bool]:
     """A page of responses after the cursor row `after`, newest first unless `order="asc"`,
     and whether more follow."""
+    statement = list_statement(owner, filters, after=after, limit=limit, order=order)
+    rows = list((await session.execute(statement)).scalars())
+    return rows[:limit], len(rows) > limit
+
+
+def list_statement(
+    owner: str | None,
+    filters: ListFilter,
+    *,
+    after: ResponseRow | None,
+    limit: int,
+    order: str,
+) -> Select[ResponseRow]:
+    """The keyset query behind `list_responses`: `limit + 1` rows, to tell whether more follow.
+
+    Every filter but `model` and `metadata` is an equality on the leading columns of an index
+    ending in `(created_at, id)` (see `ResponseRow.__table_args__`), so the page is an index range
+    read in order: no sort, however large the table. `model` and `metadata` are checked on the
+    rows that range yields.
+    """
     conditions: list[ColumnElement[bool]] = []
     if owner is not None:
         conditions.append(ResponseRow.owner == owner)
@@ -116,10 +138,13 @@ async def list_responses(
         conditions.append(or_(ResponseRow.model == filters.model, requested == filters.model))
     if filters.slug is not None:
         conditions.append(ResponseRow.slug == filters.slug)
+    for name, value in filters.metadata:
+        conditions.append(metadata_value(ResponseRow.metadata_, name) == value)
     if filters.created_after is not None:
         conditions.append(ResponseRow.created_at >= filters.created_after)
     if filters.created_before is not None:
         conditions.append(ResponseRow.created_at < filters.created_before)
+    # A row-value comparison: both databases read it as a range of the index's last two columns.
     key = tuple_(ResponseRow.created_at, ResponseRow.id)
     if after is not None:
         cursor_key = tuple_(after.created_at, after.id)
@@ -129,18 +154,32 @@ async def list_responses(
         if order == "asc"
         else (ResponseRow.created_at.desc(), ResponseRow.id.desc())
     )
-    statement = select(ResponseRow).where(*conditions).order_by(*ordering)
-    if not filters.metadata:
-        rows = list((await session.execute(statement.limit(limit + 1))).scalars())
-        return rows[:limit], len(rows) > limit
-    # JSON containment differs per dialect; metadata is small, so filter the ordered scan here.
-    matched: list[ResponseRow] = []
-    for row in (await session.execute(statement)).scalars():
-        if all(row.metadata_.get(k) == v for k, v in filters.metadata):
-            matched.append(row)
-            if len(matched) > limit:
-                break
-    return matched[:limit], len(matched) > limit
+    return select(ResponseRow).where(*conditions).order_by(*ordering).limit(limit + 1)
+
+
+class metadata_value(FunctionElement[str]):
+    """`metadata_value(column, key)`: the string a JSON object holds under `key`, else NULL.
+
+    SQLite's JSON paths cannot name a key that contains a double quote, so SQLite looks the key
+    up with `json_each` instead; PostgreSQL's `->>` takes any key.
+    """
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(metadata_value)
+def _metadata_value_postgres(element: metadata_value, compiler: Any, **kw: Any) -> str:
+    column, key = element.clauses
+    return f"({compiler.process(column, **kw)} ->> {compiler.process(cast(key, Text), **kw)})"
+
+
+@compiles(metadata_value, "sqlite")
+def _metadata_value_sqlite(element: metadata_value, compiler: Any, **kw: Any) -> str:
+    column, key = element.clauses
+    entries = func.json_each(column).table_valued("key", "value", "type")
+    found = select(entries.c.value).where(entries.c.key == key, entries.c.type == "text")
+    return str(compiler.process(found.scalar_subquery(), **kw))
 
 
 async def request_cancel(session: AsyncSession, row: ResponseRow) -> ResponseRow | None:

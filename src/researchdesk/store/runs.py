@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, UnaryExpression, and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from researchdesk.agent.steps import Step
 from researchdesk.status import Status, can_transition
@@ -33,42 +34,40 @@ class Claim:
     attempt: int
 
 
-def _claimable() -> ColumnElement[bool]:
-    return or_(
-        and_(ResponseRow.status == Status.QUEUED, ResponseRow.cancel_requested.is_(False)),
-        and_(ResponseRow.status == Status.IN_PROGRESS, ResponseRow.lease_expires_at < db_epoch()),
+def _claimable() -> list[tuple[ColumnElement[bool], list[UnaryExpression[Any]]]]:
+    """What a worker may claim, in the order it prefers: each a condition and the order to take
+    its rows in, both matching an index so that finding the next run never scans or sorts.
+
+    First a run whose lease expired, the longest-expired first (`ix_responses_status_lease`): it
+    was claimed before, has likely spent money already, and as runs are claimed oldest first it
+    is nearly always older than any queued one, which is the order a single "oldest claimable"
+    query gave. Then the oldest queued run (`ix_responses_status_created`). The database clock
+    is read once, in a subquery, because PostgreSQL cannot bound an index scan by
+    `clock_timestamp()`, a volatile function, but can by the subquery's one value.
+    """
+    expired = and_(
+        ResponseRow.status == Status.IN_PROGRESS,
+        ResponseRow.lease_expires_at < select(db_epoch()).scalar_subquery(),
     )
+    queued = and_(ResponseRow.status == Status.QUEUED, ResponseRow.cancel_requested.is_(False))
+    return [
+        (expired, [ResponseRow.lease_expires_at.asc()]),
+        (queued, [ResponseRow.created_at.asc(), ResponseRow.id.asc()]),
+    ]
 
 
 async def claim_next(session: AsyncSession, worker_id: str, lease_seconds: float) -> Claim | None:
-    """Claim the oldest queued run, or one whose lease expired, in one statement.
+    """Claim a run whose lease expired, else the oldest queued run (see `_claimable`).
 
     PostgreSQL locks the candidate with `FOR UPDATE SKIP LOCKED` so concurrent claimers never
-    pick the same row. On SQLite the UPDATE is the transaction's first statement, so it takes
-    the database's write lock at once (what `BEGIN IMMEDIATE` would do): claimers serialise.
+    pick the same row. On SQLite the first UPDATE is the transaction's first statement, so it
+    takes the database's write lock at once (what `BEGIN IMMEDIATE` would do): claimers serialise.
     """
-    candidate = (
-        select(ResponseRow.id)
-        .where(_claimable())
-        .order_by(ResponseRow.created_at)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
-    statement = (
-        update(ResponseRow)
-        .where(ResponseRow.id == candidate, _claimable())
-        .values(
-            status=Status.IN_PROGRESS,
-            attempt=ResponseRow.attempt + 1,
-            lease_owner=worker_id,
-            lease_expires_at=db_epoch() + lease_seconds,
-            event_seq=ResponseRow.event_seq + 1,
-        )
-        .returning(ResponseRow.id, ResponseRow.attempt, ResponseRow.event_seq)
-        .execution_options(synchronize_session=False)
-    )
-    row = (await session.execute(statement)).one_or_none()
+    row = None
+    for statement in claim_statements(worker_id, lease_seconds):
+        row = (await session.execute(statement)).one_or_none()
+        if row is not None:
+            break
     if row is None:
         return None
     response_id, attempt, seq = row
@@ -76,6 +75,34 @@ async def claim_next(session: AsyncSession, worker_id: str, lease_seconds: float
         session, response_id, seq, "response.in_progress", {"attempt": attempt, "worker": worker_id}
     )
     return Claim(response_id, attempt)
+
+
+def claim_statements(worker_id: str, lease_seconds: float) -> list[ReturningUpdate[str, int, int]]:
+    """The UPDATEs `claim_next` tries in turn; each claims at most one run and returns it."""
+    statements: list[ReturningUpdate[str, int, int]] = []
+    for condition, order in _claimable():
+        candidate = (
+            select(ResponseRow.id)
+            .where(condition)
+            .order_by(*order)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        statements.append(
+            update(ResponseRow)
+            .where(ResponseRow.id == candidate, condition)
+            .values(
+                status=Status.IN_PROGRESS,
+                attempt=ResponseRow.attempt + 1,
+                lease_owner=worker_id,
+                lease_expires_at=db_epoch() + lease_seconds,
+                event_seq=ResponseRow.event_seq + 1,
+            )
+            .returning(ResponseRow.id, ResponseRow.attempt, ResponseRow.event_seq)
+            .execution_options(synchronize_session=False)
+        )
+    return statements
 
 
 async def _log(
@@ -106,7 +133,8 @@ async def fail_exhausted(session: AsyncSession, max_attempts: int) -> list[str]:
         update(ResponseRow)
         .where(
             ResponseRow.status == Status.IN_PROGRESS,
-            ResponseRow.lease_expires_at < db_epoch(),
+            # Read once, so that it bounds the scan of `ix_responses_status_lease` (`_claimable`).
+            ResponseRow.lease_expires_at < select(db_epoch()).scalar_subquery(),
             ResponseRow.attempt - ResponseRow.releases >= max_attempts,
         )
         .values(

@@ -1,0 +1,230 @@
+"""Every hot query reads an index that matches it: no table scan and no sort, on both databases.
+
+Each case runs the store function the service calls, captures the SQL it sends (with its
+parameters, as the driver gets them) and asks the database for that statement's plan, inside a
+transaction that is rolled back. SQLite's `EXPLAIN QUERY PLAN` is deterministic for a given schema
+and query. PostgreSQL's planner picks by cost, and on a small test table a sequential scan and a
+sort are cheapest, so the plan is taken with sequential scans, bitmap scans and sorts disabled:
+if an index can serve the query in its order, the planner must then choose it, and if none can,
+the plan still shows the scan or the sort (only priced higher) and the test fails. That checks
+the schema and the shape of each query, which is what the code controls; that the planner then
+prefers those indexes on a large table is what bench/ measures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from researchdesk.store import idempotency, ledger, runs
+from researchdesk.store.db import create_sessionmaker
+from researchdesk.store.events import read_events
+from researchdesk.store.models import Base, ResponseRow
+from researchdesk.store.responses import ListFilter, find_response, list_responses, new_response
+from researchdesk.store.steps import load_steps
+
+Call = Callable[[AsyncSession], Awaitable[object]]
+
+CURSOR = new_response(model="m", max_cost_micros=1, input_items=[])
+"""A cursor row: the list reads only its `created_at` and `id`, so it needs no database row."""
+
+
+@dataclass(frozen=True)
+class Case:
+    """One statement a store function sends, and the index that must serve it."""
+
+    call: Call
+    index: str
+    bound: str | None = None
+    """A column the index scan must be bounded by (a range or equality), not only filtered on."""
+    statement: str = "SELECT"
+    """What the captured statement starts with; the first such statement is explained."""
+    nth: int = 0
+    sqlite_index: str | None = None
+    """The index's name on SQLite when it differs (SQLite names constraint indexes itself)."""
+
+
+def page(owner: str | None = None, order: str = "desc", after: bool = False, **by: Any) -> Call:
+    """A `GET /v1/responses` page of 20."""
+
+    async def call(session: AsyncSession) -> object:
+        cursor = CURSOR if after else None
+        filters = ListFilter(**by)
+        return await list_responses(session, owner, filters, after=cursor, limit=20, order=order)
+
+    return call
+
+
+def claim(session: AsyncSession) -> Awaitable[object]:
+    """The worker's claim (with nothing to claim, it sends both of its UPDATEs)."""
+    return runs.claim_next(session, "w", 30)
+
+
+CASES = {
+    "list": Case(page(), "ix_responses_created"),
+    "list asc": Case(page(order="asc"), "ix_responses_created"),
+    "list page 2": Case(page(after=True), "ix_responses_created", bound="created_at"),
+    "list asc page 2": Case(
+        page(order="asc", after=True), "ix_responses_created", bound="created_at"
+    ),
+    "list by owner": Case(page("o1"), "ix_responses_owner_created", bound="owner"),
+    "list by owner page 2": Case(
+        page("o1", after=True), "ix_responses_owner_created", bound="created_at"
+    ),
+    "list by status": Case(page(status="failed"), "ix_responses_status_created", bound="status"),
+    "list by status page 2": Case(
+        page(status="failed", after=True), "ix_responses_status_created", bound="created_at"
+    ),
+    "list by owner and status": Case(
+        page("o1", status="failed", after=True),
+        "ix_responses_owner_status_created",
+        bound="created_at",
+    ),
+    "list by slug": Case(page(slug="s", after=True), "ix_responses_slug_created", bound="slug"),
+    "list by time": Case(
+        page(created_after=1.0, created_before=2.0), "ix_responses_created", bound="created_at"
+    ),
+    "list by metadata": Case(page(metadata=(("team", "a"), ('k"', "v"))), "ix_responses_created"),
+    "list by owner and metadata": Case(
+        page("o1", metadata=(("team", "a"),)), "ix_responses_owner_created", bound="owner"
+    ),
+    "list by model": Case(page(model="org/m"), "ix_responses_created"),
+    "claim an expired lease": Case(
+        claim, "ix_responses_status_lease", bound="lease_expires_at", statement="UPDATE"
+    ),
+    "claim a queued run": Case(
+        claim, "ix_responses_status_created", bound="status", statement="UPDATE", nth=1
+    ),
+    "fail exhausted runs": Case(
+        lambda session: runs.fail_exhausted(session, 3),
+        "ix_responses_status_lease",
+        bound="lease_expires_at",
+        statement="UPDATE",
+    ),
+    "get a response": Case(
+        lambda session: find_response(session, "resp_x", None),
+        "responses_pkey",
+        sqlite_index="sqlite_autoindex_responses_1",
+    ),
+    "a response's steps": Case(
+        lambda session: load_steps(session, "resp_x"),
+        "uq_steps_response_seq",
+        bound="response_id",
+        sqlite_index="sqlite_autoindex_steps_1",
+    ),
+    "a response's events": Case(
+        lambda session: read_events(session, "resp_x", 3),
+        "events_pkey",
+        bound="sequence_number",
+        sqlite_index="sqlite_autoindex_events_1",
+    ),
+    "a response's spending": Case(
+        lambda session: ledger.spent_micros(session, "resp_x"),
+        "uq_ledger_response_call",
+        bound="response_id",
+        sqlite_index="sqlite_autoindex_ledger_1",
+    ),
+    "an idempotency key": Case(
+        lambda session: idempotency.find(session, "o1", "k"),
+        "idempotency_keys_pkey",
+        sqlite_index="sqlite_autoindex_idempotency_keys_1",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+async def test_hot_queries_read_a_matching_index(engine: AsyncEngine, name: str) -> None:
+    case = CASES[name]
+    sent = await statements_sent(engine, case.call)
+    matching = [(sql, params) for sql, params in sent if sql.lstrip().startswith(case.statement)]
+    sql, params = matching[case.nth]
+    if engine.dialect.name == "sqlite":
+        assert_sqlite_plan(await sqlite_plan(engine, sql, params), case)
+    else:
+        assert_postgres_plan(await postgres_plan(engine, sql, params), case)
+
+
+async def statements_sent(engine: AsyncEngine, call: Call) -> list[tuple[str, Any]]:
+    """The SQL `call` sends, in order, with its parameters; everything it wrote is rolled back."""
+    sessions = create_sessionmaker(engine)
+    async with sessions() as session:
+        with captured(engine) as sent:
+            await session.begin()
+            await call(session)
+        await session.rollback()
+    return sent
+
+
+@contextmanager
+def captured(engine: AsyncEngine) -> Iterator[list[tuple[str, Any]]]:
+    """Record each statement the engine sends to its driver while the block runs."""
+    sent: list[tuple[str, Any]] = []
+
+    def record(_conn: object, _cursor: object, sql: str, params: Any, *_rest: object) -> None:
+        sent.append((sql, params))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+async def sqlite_plan(engine: AsyncEngine, sql: str, params: Any) -> list[str]:
+    """The `detail` column of SQLite's query plan for the statement."""
+    async with engine.connect() as connection:
+        result = await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)
+        return [str(row[-1]) for row in result]
+
+
+def assert_sqlite_plan(plan: Sequence[str], case: Case) -> None:
+    """The index serves the statement; no table scan, no temporary b-tree (i.e. no sort)."""
+    index = case.sqlite_index or case.index
+    shown = "\n".join(plan)
+    assert not [line for line in plan if "TEMP B-TREE" in line], shown
+    # "SCAN responses" reads the whole table; "SCAN responses USING INDEX ix" reads an index in
+    # order and stops at the LIMIT; "SCAN CONSTANT ROW" and `json_each`'s "SCAN ... VIRTUAL
+    # TABLE" read no table.
+    scans = [line.split()[1] for line in plan if line.startswith("SCAN ") and "INDEX" not in line]
+    assert not set(scans) & set(Base.metadata.tables), shown
+    using = [line for line in plan if f"INDEX {index}" in line]
+    assert using, shown
+    if case.bound is not None:
+        # SQLite shows the index's bounds in parentheses: "USING INDEX ix (status=? AND ...)".
+        assert any(case.bound in line.partition(f"INDEX {index}")[2] for line in using), shown
+
+
+async def postgres_plan(engine: AsyncEngine, sql: str, params: Any) -> list[str]:
+    """PostgreSQL's plan for the statement when it may not scan the table or sort."""
+    async with engine.connect() as connection:
+        for setting in ("seqscan", "bitmapscan", "sort", "incremental_sort"):
+            await connection.exec_driver_sql(f"SET LOCAL enable_{setting} = off")
+        result = await connection.exec_driver_sql(f"EXPLAIN {sql}", params)
+        plan = [str(row[0]) for row in result]
+        await connection.rollback()
+    return plan
+
+
+def assert_postgres_plan(plan: Sequence[str], case: Case) -> None:
+    """The index serves the statement; no sequential scan, no sort."""
+    shown = "\n".join(plan)
+    assert "Seq Scan" not in shown, shown
+    assert "Sort" not in shown, shown
+    scans = [number for number, line in enumerate(plan) if f"using {case.index} on" in line]
+    assert scans, shown
+    if case.bound is not None:
+        conditions = [plan[number + 1] for number in scans if number + 1 < len(plan)]
+        bounded = [line for line in conditions if "Index Cond:" in line and case.bound in line]
+        assert bounded, shown
+
+
+def test_every_index_of_responses_serves_a_case() -> None:
+    # An index no hot query needs only slows every write: each one is here for a reason.
+    indexes = {index.name for index in ResponseRow.__table__.indexes}
+    assert indexes <= {case.index for case in CASES.values()}
