@@ -56,7 +56,7 @@ class ResponseRow(Base):
 
     # The list pages by `(created_at, id)` under equality filters, and the claim takes the oldest
     # queued run or the longest-expired lease: each index is one of those reads, in order
-    # (`store.responses.list_statement`, `store.runs.claim_next`; tests/store/test_query_plans.py).
+    # (`store.responses.list_responses`, `store.runs.claim_next`; tests/store/test_query_plans.py).
     __table_args__ = (
         Index("ix_responses_created", "created_at", "id"),
         Index("ix_responses_owner_created", "owner", "created_at", "id"),

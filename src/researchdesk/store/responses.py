@@ -106,12 +106,12 @@ async def list_responses(
 ) -> tuple[list[ResponseRow], bool]:
     """A page of responses after the cursor row `after`, newest first unless `order="asc"`,
     and whether more follow."""
-    statement = list_statement(owner, filters, after=after, limit=limit, order=order)
+    statement = _list_statement(owner, filters, after=after, limit=limit, order=order)
     rows = list((await session.execute(statement)).scalars())
     return rows[:limit], len(rows) > limit
 
 
-def list_statement(
+def _list_statement(
     owner: str | None,
     filters: ListFilter,
     *,
@@ -139,7 +139,7 @@ def list_statement(
     if filters.slug is not None:
         conditions.append(ResponseRow.slug == filters.slug)
     for name, value in filters.metadata:
-        conditions.append(metadata_value(ResponseRow.metadata_, name) == value)
+        conditions.append(_metadata_value(ResponseRow.metadata_, name) == value)
     if filters.created_after is not None:
         conditions.append(ResponseRow.created_at >= filters.created_after)
     if filters.created_before is not None:
@@ -157,8 +157,8 @@ def list_statement(
     return select(ResponseRow).where(*conditions).order_by(*ordering).limit(limit + 1)
 
 
-class metadata_value(FunctionElement[str]):
-    """`metadata_value(column, key)`: the string a JSON object holds under `key`, else NULL.
+class _metadata_value(FunctionElement[str]):
+    """`_metadata_value(column, key)`: the string a JSON object holds under `key`, else NULL.
 
     SQLite's JSON paths cannot name a key that contains a double quote, so SQLite looks the key
     up with `json_each` instead; PostgreSQL's `->>` takes any key.
@@ -168,14 +168,14 @@ class metadata_value(FunctionElement[str]):
     inherit_cache = True
 
 
-@compiles(metadata_value)
-def _metadata_value_postgres(element: metadata_value, compiler: Any, **kw: Any) -> str:
+@compiles(_metadata_value)
+def _metadata_value_postgres(element: _metadata_value, compiler: Any, **kw: Any) -> str:
     column, key = element.clauses
     return f"({compiler.process(column, **kw)} ->> {compiler.process(cast(key, Text), **kw)})"
 
 
-@compiles(metadata_value, "sqlite")
-def _metadata_value_sqlite(element: metadata_value, compiler: Any, **kw: Any) -> str:
+@compiles(_metadata_value, "sqlite")
+def _metadata_value_sqlite(element: _metadata_value, compiler: Any, **kw: Any) -> str:
     column, key = element.clauses
     entries = func.json_each(column).table_valued("key", "value", "type")
     found = select(entries.c.value).where(entries.c.key == key, entries.c.type == "text")

@@ -64,7 +64,7 @@ async def claim_next(session: AsyncSession, worker_id: str, lease_seconds: float
     takes the database's write lock at once (what `BEGIN IMMEDIATE` would do): claimers serialise.
     """
     row = None
-    for statement in claim_statements(worker_id, lease_seconds):
+    for statement in _claim_statements(worker_id, lease_seconds):
         row = (await session.execute(statement)).one_or_none()
         if row is not None:
             break
@@ -77,7 +77,7 @@ async def claim_next(session: AsyncSession, worker_id: str, lease_seconds: float
     return Claim(response_id, attempt)
 
 
-def claim_statements(worker_id: str, lease_seconds: float) -> list[ReturningUpdate[str, int, int]]:
+def _claim_statements(worker_id: str, lease_seconds: float) -> list[ReturningUpdate[str, int, int]]:
     """The UPDATEs `claim_next` tries in turn; each claims at most one run and returns it."""
     statements: list[ReturningUpdate[str, int, int]] = []
     for condition, order in _claimable():
