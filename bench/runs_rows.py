@@ -235,7 +235,8 @@ def database_work(options: Options, report: Report) -> None:
         # What the idle worker did meanwhile (polls) is taken off at the idle rate.
         idle_rate = {k: (after[k] - mid[k]) / idle for k in after}
         per_run = {
-            k: (mid[k] - before[k] - idle_rate[k] * busy) / count for k in ("commit", "rollback")
+            k: (mid[k] - before[k] - idle_rate[k] * busy) / count
+            for k in ("commit", "rollback", "pool_reset")
         }
         report.raw.setdefault("database_work", {})[kind] = {
             "before": before,
@@ -245,7 +246,10 @@ def database_work(options: Options, report: Report) -> None:
             "idle": idle,
             "pg": [pg_before, pg_after],
         }
-        measured = f"{fmt(per_run['commit'], 1)} commits, {fmt(per_run['rollback'], 1)} rollbacks"
+        measured = (
+            f"{fmt(per_run['commit'], 1)} commits, {fmt(per_run['rollback'], 1)} rollbacks, "
+            f"{fmt(per_run['pool_reset'], 1)} pool resets"
+        )
         report.add(
             table,
             Row(

@@ -71,7 +71,7 @@ def run_wrk(
         raise RuntimeError(f"wrk output not understood:\n{out}")
     requests = int(done[1])
     elapsed = _ms(done[2] + done[3]) / 1000
-    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, flags=re.MULTILINE))
+    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", out, flags=re.MULTILINE))
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return WrkResult(
