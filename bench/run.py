@@ -52,7 +52,7 @@ def parse(argv: list[str] | None) -> tuple[Options, list[str], Path | None]:
     parser.add_argument("--memory-runs", type=int, default=None, help="default 1000 (quick 300)")
     parser.add_argument("--rows", type=int, default=100_000, help="largest table (1000000 too)")
     parser.add_argument("--wrk-seconds", type=float, default=None, help="default 10 (quick 5)")
-    parser.add_argument("--timeout", type=float, default=900.0, help="per batch of runs")
+    parser.add_argument("--timeout", type=float, default=None, help="per batch: 900 s (quick 300)")
     parser.add_argument("--json", type=Path, default=None, help="also write raw numbers here")
     args = parser.parse_args(argv)
     quick = bool(args.quick)
@@ -69,7 +69,7 @@ def parse(argv: list[str] | None) -> tuple[Options, list[str], Path | None]:
         concurrent_runs=args.concurrent_runs,
         many_runs=args.runs or (500 if quick else 1000),
         many_llm_latency=args.many_llm_latency,
-        timeout=args.timeout,
+        timeout=args.timeout or (300.0 if quick else 900.0),
         memory_runs=args.memory_runs or (300 if quick else 1000),
         max_rows=args.rows,
         wrk_seconds=args.wrk_seconds or (5.0 if quick else 10.0),
