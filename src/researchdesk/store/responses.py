@@ -267,7 +267,7 @@ async def rendered_for(session: AsyncSession, response_ids: list[str]) -> dict[s
     statement = select(ResponseRow.id, ResponseRow.rendered).where(
         ResponseRow.id.in_(response_ids), ResponseRow.rendered.is_not(None)
     )
-    rows = (await session.execute(statement)).tuples()
+    rows = (await session.execute(statement)).all()
     return {response_id: text for response_id, text in rows if text is not None}
 
 
