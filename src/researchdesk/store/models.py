@@ -53,6 +53,11 @@ class ResponseRow(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     event_seq: Mapped[int] = mapped_column(Integer, default=0)
     """The last event's sequence number; -1 before the first, which is numbered 0."""
+    rendered: Mapped[str | None] = mapped_column(Text, deferred=True)
+    """The public JSON of the finished response, byte for byte as served; NULL until rendered.
+
+    Deferred: only the read path selects it, so the worker never loads these bytes.
+    """
 
     __table_args__ = (
         Index("ix_responses_status_created", "status", "created_at"),
