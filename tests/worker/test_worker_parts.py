@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from researchdesk.agent.loop import Agent
 from researchdesk.agent.steps import LLMStep, NoteStep, TokenUsage, ToolCallRequest, ToolStep
-from researchdesk.api.output import output_items
+from researchdesk.api.output import RunningOutput
 from researchdesk.pricing.cost import usd_to_micros
 from researchdesk.pricing.source import CatalogSource
 from researchdesk.status import Status
@@ -65,7 +65,7 @@ def make_deps(engine: AsyncEngine, make_settings: Any, database_url: str) -> Any
             notifier=Notifier(),
             prices=CatalogSource.from_settings(settings),
             agent=Agent(model, []),
-            render_output=output_items,
+            output=RunningOutput,
         )
         return deps, model
 

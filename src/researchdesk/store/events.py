@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from researchdesk.store.models import EventRow, ResponseRow
+from researchdesk.store.models import EVENTS, EventRow, ResponseRow
 
 Event = tuple[str, dict[str, Any]]
 
@@ -37,19 +37,20 @@ async def append_events(
     last = (await session.execute(statement)).scalar_one_or_none()
     if last is None:
         return False
-    now = time.time()
-    first = last - len(events) + 1
-    session.add_all(
-        EventRow(
-            response_id=response_id,
-            sequence_number=first + offset,
-            type=event_type,
-            data=data,
-            created_at=now,
-        )
-        for offset, (event_type, data) in enumerate(events)
-    )
-    await session.flush()
+    if events:
+        now = time.time()
+        first = last - len(events) + 1
+        rows = [
+            {
+                "response_id": response_id,
+                "sequence_number": first + offset,
+                "type": event_type,
+                "data": data,
+                "created_at": now,
+            }
+            for offset, (event_type, data) in enumerate(events)
+        ]
+        await session.execute(insert(EVENTS), rows)
     return True
 
 

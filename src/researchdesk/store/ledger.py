@@ -7,12 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Update, case, func, select, update
+from sqlalchemy import Update, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from researchdesk.status import Status
-from researchdesk.store.events import append_events
-from researchdesk.store.models import LedgerRow, ResponseRow
+from researchdesk.store.models import LEDGER, LedgerRow, ResponseRow
 
 RESERVED = "reserved"
 CHARGED = "charged"
@@ -50,6 +49,14 @@ async def spent_for(session: AsyncSession, response_ids: Sequence[str]) -> dict[
     return {rid: int(total or 0) for rid, total in (await session.execute(statement)).all()}
 
 
+@dataclass(frozen=True)
+class Reservation:
+    """A reserved call: its ledger index, and everything the response has committed with it."""
+
+    call_index: int
+    spent_micros: int
+
+
 async def reserve(
     session: AsyncSession,
     response_id: str,
@@ -58,37 +65,42 @@ async def reserve(
     amount_micros: int,
     model: str,
     provider: str | None,
-) -> int | None:
+) -> Reservation | None:
     """Reserve `amount_micros` for the next call if it fits the response's budget.
 
     The fenced no-op UPDATE locks the response row (and proves the claim is still ours), so two
-    reservations of one response can never both see the same remaining budget. Returns the
-    call's ledger index, or None when it does not fit. Raises nothing on a lost claim: it
-    returns None, and the caller's next fenced write reports the loss.
+    reservations of one response can never both see the same remaining budget. Returns None
+    when it does not fit. Raises nothing on a lost claim: it returns None, and the caller's next
+    fenced write reports the loss.
     """
-    if not await append_events(
-        session,
-        response_id,
-        [],
-        ResponseRow.attempt == attempt,
-        ResponseRow.status == Status.IN_PROGRESS,
-    ):
+    fence = (
+        update(ResponseRow)
+        .where(
+            ResponseRow.id == response_id,
+            ResponseRow.attempt == attempt,
+            ResponseRow.status == Status.IN_PROGRESS,
+        )
+        .values(event_seq=ResponseRow.event_seq)
+        .returning(ResponseRow.max_cost_micros, ResponseRow.owner)
+        .execution_options(synchronize_session=False)
+    )
+    run = (await session.execute(fence)).one_or_none()
+    if run is None:
         return None
-    row = await session.get(ResponseRow, response_id)
-    assert row is not None
+    max_cost, owner = run
     totals = select(func.coalesce(func.sum(LedgerRow.amount_micros), 0), func.count()).where(
         LedgerRow.response_id == response_id
     )
     spent, calls = (await session.execute(totals)).one()
-    if int(spent) + amount_micros > row.max_cost_micros:
+    if int(spent) + amount_micros > max_cost:
         return None
     now = time.time()
-    session.add(
-        LedgerRow(
+    await session.execute(
+        insert(LEDGER).values(
             response_id=response_id,
             call_index=int(calls),
             attempt=attempt,
-            owner=row.owner,
+            owner=owner,
             day=datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d"),
             model=model,
             provider=provider,
@@ -98,12 +110,14 @@ async def reserve(
             computed_micros=None,
             router_estimate_micros=None,
             counted="reservation",
+            prompt_tokens=0,
+            cached_tokens=0,
+            completion_tokens=0,
             created_at=now,
             settled_at=None,
         )
     )
-    await session.flush()
-    return int(calls)
+    return Reservation(int(calls), int(spent) + amount_micros)
 
 
 def _open_reservation(response_id: str, call_index: int) -> Update:

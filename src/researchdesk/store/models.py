@@ -13,6 +13,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -80,6 +81,10 @@ class StepRow(Base):
     __table_args__ = (UniqueConstraint("response_id", "seq", name="uq_steps_response_seq"),)
 
 
+STEPS: Table = StepRow.__table__  # type: ignore[assignment]
+"""The tables of the per-step hot path, for Core statements (no ORM unit of work there)."""
+
+
 class EventRow(Base):
     """One entry of a response's event log, numbered by `sequence_number` for streaming."""
 
@@ -92,6 +97,9 @@ class EventRow(Base):
     type: Mapped[str] = mapped_column(String(64))
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[float] = mapped_column(Float)
+
+
+EVENTS: Table = EventRow.__table__  # type: ignore[assignment]
 
 
 class CacheRow(Base):
@@ -137,6 +145,9 @@ class LedgerRow(Base):
         UniqueConstraint("response_id", "call_index", name="uq_ledger_response_call"),
         Index("ix_ledger_day", "day"),
     )
+
+
+LEDGER: Table = LedgerRow.__table__  # type: ignore[assignment]
 
 
 class IdempotencyRow(Base):

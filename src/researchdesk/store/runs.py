@@ -9,14 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from researchdesk.agent.steps import Step
 from researchdesk.status import Status, can_transition
 from researchdesk.store.db import db_epoch
 from researchdesk.store.events import Event, append_events
-from researchdesk.store.models import EventRow, ResponseRow, StepRow
+from researchdesk.store.models import STEPS, EventRow, ResponseRow
 from researchdesk.store.responses import now
 from researchdesk.store.steps import step_to_dict
 
@@ -152,8 +152,8 @@ async def record_step(
     """Journal one completed step with its events, fenced by the claim. Raises LeaseLost."""
     if not await append_events(session, claim.response_id, events, *_mine(claim)):
         raise LeaseLost(claim.response_id)
-    session.add(
-        StepRow(
+    await session.execute(
+        insert(STEPS).values(
             response_id=claim.response_id,
             seq=seq,
             attempt=claim.attempt,
@@ -162,7 +162,6 @@ async def record_step(
             created_at=now(),
         )
     )
-    await session.flush()
 
 
 async def finish(
@@ -217,6 +216,15 @@ async def load_run(session: AsyncSession, response_id: str) -> ResponseRow:
     if row is None:
         raise LeaseLost(response_id)
     return row
+
+
+async def max_cost_micros(session: AsyncSession, claim: Claim) -> int:
+    """The claimed run's `max_cost_usd` in micro-USD. Raises LeaseLost when it was deleted."""
+    statement = select(ResponseRow.max_cost_micros).where(ResponseRow.id == claim.response_id)
+    cap = (await session.execute(statement)).scalar_one_or_none()
+    if cap is None:
+        raise LeaseLost(claim.response_id)
+    return int(cap)
 
 
 async def load_chain(
