@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Update, case, func, insert, select, update
+from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from researchdesk.status import Status
-from researchdesk.store.models import LEDGER, LedgerRow, ResponseRow
+from researchdesk.store.models import LEDGER, RESPONSES, LedgerRow
 
 RESERVED = "reserved"
 CHARGED = "charged"
@@ -57,6 +57,30 @@ class Reservation:
     spent_micros: int
 
 
+# The per-call statements, built once (see `store.runs`): the fence locks the response row.
+_FENCE = (
+    update(RESPONSES)
+    .where(
+        RESPONSES.c.id == bindparam("b_id"),
+        RESPONSES.c.attempt == bindparam("b_attempt"),
+        RESPONSES.c.status == Status.IN_PROGRESS,
+    )
+    .values(event_seq=RESPONSES.c.event_seq)
+    .returning(RESPONSES.c.max_cost_micros, RESPONSES.c.owner)
+)
+_TOTALS = select(func.coalesce(func.sum(LEDGER.c.amount_micros), 0), func.count()).where(
+    LEDGER.c.response_id == bindparam("b_id")
+)
+_INSERT = insert(LEDGER)
+_OPEN = (
+    LEDGER.c.response_id == bindparam("b_id"),
+    LEDGER.c.call_index == bindparam("b_call"),
+    LEDGER.c.state == RESERVED,
+)
+_SETTLE = update(LEDGER).where(*_OPEN)
+_REFUND = update(LEDGER).where(*_OPEN).values(state=REFUNDED, amount_micros=0, counted="refused")
+
+
 async def reserve(
     session: AsyncSession,
     response_id: str,
@@ -73,88 +97,63 @@ async def reserve(
     when it does not fit. Raises nothing on a lost claim: it returns None, and the caller's next
     fenced write reports the loss.
     """
-    fence = (
-        update(ResponseRow)
-        .where(
-            ResponseRow.id == response_id,
-            ResponseRow.attempt == attempt,
-            ResponseRow.status == Status.IN_PROGRESS,
-        )
-        .values(event_seq=ResponseRow.event_seq)
-        .returning(ResponseRow.max_cost_micros, ResponseRow.owner)
-        .execution_options(synchronize_session=False)
-    )
-    run = (await session.execute(fence)).one_or_none()
-    if run is None:
+    fenced = (
+        await session.execute(_FENCE, {"b_id": response_id, "b_attempt": attempt})
+    ).one_or_none()
+    if fenced is None:
         return None
-    max_cost, owner = run
-    totals = select(func.coalesce(func.sum(LedgerRow.amount_micros), 0), func.count()).where(
-        LedgerRow.response_id == response_id
-    )
-    spent, calls = (await session.execute(totals)).one()
+    max_cost, owner = fenced
+    spent, calls = (await session.execute(_TOTALS, {"b_id": response_id})).one()
     if int(spent) + amount_micros > max_cost:
         return None
     now = time.time()
-    await session.execute(
-        insert(LEDGER).values(
-            response_id=response_id,
-            call_index=int(calls),
-            attempt=attempt,
-            owner=owner,
-            day=datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d"),
-            model=model,
-            provider=provider,
-            state=RESERVED,
-            amount_micros=amount_micros,
-            reserved_micros=amount_micros,
-            computed_micros=None,
-            router_estimate_micros=None,
-            counted="reservation",
-            prompt_tokens=0,
-            cached_tokens=0,
-            completion_tokens=0,
-            created_at=now,
-            settled_at=None,
-        )
-    )
+    reservation = {
+        "response_id": response_id,
+        "call_index": int(calls),
+        "attempt": attempt,
+        "owner": owner,
+        "day": datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d"),
+        "model": model,
+        "provider": provider,
+        "state": RESERVED,
+        "amount_micros": amount_micros,
+        "reserved_micros": amount_micros,
+        "computed_micros": None,
+        "router_estimate_micros": None,
+        "counted": "reservation",
+        "prompt_tokens": 0,
+        "cached_tokens": 0,
+        "completion_tokens": 0,
+        "created_at": now,
+        "settled_at": None,
+    }
+    await session.execute(_INSERT, reservation)
     return Reservation(int(calls), int(spent) + amount_micros)
-
-
-def _open_reservation(response_id: str, call_index: int) -> Update:
-    """An UPDATE of the call's ledger row while it is still only reserved."""
-    return update(LedgerRow).where(
-        LedgerRow.response_id == response_id,
-        LedgerRow.call_index == call_index,
-        LedgerRow.state == RESERVED,
-    )
 
 
 async def settle(session: AsyncSession, response_id: str, call_index: int, charge: Charge) -> None:
     """Replace a reservation by the real charge (in the same transaction as the step)."""
-    await session.execute(
-        _open_reservation(response_id, call_index)
-        .values(
-            state=CHARGED,
-            amount_micros=charge.amount_micros,
-            computed_micros=charge.computed_micros,
-            router_estimate_micros=charge.router_estimate_micros,
-            counted=charge.counted,
-            provider=charge.provider,
-            prompt_tokens=charge.prompt_tokens,
-            cached_tokens=charge.cached_tokens,
-            completion_tokens=charge.completion_tokens,
-            settled_at=time.time(),
-        )
-        .execution_options(synchronize_session=False)
-    )
+    values = {
+        "b_id": response_id,
+        "b_call": call_index,
+        "state": CHARGED,
+        "amount_micros": charge.amount_micros,
+        "computed_micros": charge.computed_micros,
+        "router_estimate_micros": charge.router_estimate_micros,
+        "counted": charge.counted,
+        "provider": charge.provider,
+        "prompt_tokens": charge.prompt_tokens,
+        "cached_tokens": charge.cached_tokens,
+        "completion_tokens": charge.completion_tokens,
+        "settled_at": time.time(),
+    }
+    await session.execute(_SETTLE, values)
 
 
 async def refund(session: AsyncSession, response_id: str, call_index: int) -> None:
     """Release a reservation whose call the endpoint refused: it cost nothing."""
     await session.execute(
-        _open_reservation(response_id, call_index)
-        .values(state=REFUNDED, amount_micros=0, counted="refused", settled_at=time.time())
-        .execution_options(synchronize_session=False)
+        _REFUND, {"b_id": response_id, "b_call": call_index, "settled_at": time.time()}
     )
 
 

@@ -63,6 +63,9 @@ class ResponseRow(Base):
     )
 
 
+RESPONSES: Table = ResponseRow.__table__  # type: ignore[assignment]
+
+
 class StepRow(Base):
     """One journaled step of a run (an LLM call or a tool call), replayed on resume."""
 
@@ -82,7 +85,8 @@ class StepRow(Base):
 
 
 STEPS: Table = StepRow.__table__  # type: ignore[assignment]
-"""The tables of the per-step hot path, for Core statements (no ORM unit of work there)."""
+"""The tables of the per-step hot path, for Core statements: no ORM unit of work or ORM-enabled
+DML there, whose bookkeeping cost more than the statements themselves."""
 
 
 class EventRow(Base):
