@@ -13,6 +13,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -67,6 +68,9 @@ class ResponseRow(Base):
     )
 
 
+RESPONSES: Table = ResponseRow.__table__  # type: ignore[assignment]
+
+
 class StepRow(Base):
     """One journaled step of a run (an LLM call or a tool call), replayed on resume."""
 
@@ -85,6 +89,11 @@ class StepRow(Base):
     __table_args__ = (UniqueConstraint("response_id", "seq", name="uq_steps_response_seq"),)
 
 
+STEPS: Table = StepRow.__table__  # type: ignore[assignment]
+"""The tables of the per-step hot path, for Core statements: no ORM unit of work or ORM-enabled
+DML there, whose bookkeeping cost more than the statements themselves."""
+
+
 class EventRow(Base):
     """One entry of a response's event log, numbered by `sequence_number` for streaming."""
 
@@ -97,6 +106,9 @@ class EventRow(Base):
     type: Mapped[str] = mapped_column(String(64))
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[float] = mapped_column(Float)
+
+
+EVENTS: Table = EventRow.__table__  # type: ignore[assignment]
 
 
 class CacheRow(Base):
@@ -142,6 +154,9 @@ class LedgerRow(Base):
         UniqueConstraint("response_id", "call_index", name="uq_ledger_response_call"),
         Index("ix_ledger_day", "day"),
     )
+
+
+LEDGER: Table = LedgerRow.__table__  # type: ignore[assignment]
 
 
 class IdempotencyRow(Base):
