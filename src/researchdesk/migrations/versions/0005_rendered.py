@@ -3,7 +3,7 @@
 A response is immutable once it ends, so its public object is rendered on the first read after
 that (or when the API ends it) and kept here; NULL until then.
 
-Revision ID: 0006
+Revision ID: 0005
 Revises: 0004
 """
 
