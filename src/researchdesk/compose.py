@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from researchdesk.agent.llm import LLMClient
 from researchdesk.agent.loop import Agent
-from researchdesk.api.output import output_items
+from researchdesk.api.output import RunningOutput
 from researchdesk.config import Settings
 from researchdesk.pricing.source import CatalogSource
 from researchdesk.retry import RetryPolicy
@@ -83,7 +83,7 @@ async def open_worker(
         agent=Agent(
             LLMClient(client), [papers], retry=retry, text_tool_calls=settings.text_tool_calls
         ),
-        render_output=output_items,
+        output=RunningOutput,
     )
     scheduler = Scheduler(deps, concurrency=concurrency)
     scheduler.start()

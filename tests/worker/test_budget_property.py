@@ -29,7 +29,7 @@ from researchdesk.agent.loop import Agent
 from researchdesk.agent.state import AgentState
 from researchdesk.agent.steps import LLMStep
 from researchdesk.agent.steps import Step as JournalStep
-from researchdesk.api.output import output_items
+from researchdesk.api.output import RunningOutput
 from researchdesk.config import Settings
 from researchdesk.pricing.cost import usd_to_micros
 from researchdesk.pricing.guard import (
@@ -262,7 +262,7 @@ async def run_all(settings: Settings, rng: random.Random, prices: dict[str, Pric
             notifier=Notifier(),
             prices=CatalogSource.from_settings(settings),
             agent=agent,
-            render_output=output_items,
+            output=RunningOutput,
         )
         scheduler = Scheduler(deps, concurrency=16)
         scheduler.start()

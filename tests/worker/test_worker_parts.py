@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from researchdesk.agent.loop import Agent
 from researchdesk.agent.steps import LLMStep, NoteStep, TokenUsage, ToolCallRequest, ToolStep
-from researchdesk.api.output import output_items
+from researchdesk.api.output import RunningOutput
 from researchdesk.pricing.cost import usd_to_micros
 from researchdesk.pricing.source import CatalogSource
 from researchdesk.status import Status
@@ -65,7 +66,7 @@ def make_deps(engine: AsyncEngine, make_settings: Any, database_url: str) -> Any
             notifier=Notifier(),
             prices=CatalogSource.from_settings(settings),
             agent=Agent(model, []),
-            render_output=output_items,
+            output=RunningOutput,
         )
         return deps, model
 
@@ -177,6 +178,29 @@ async def test_a_run_handle_drives_the_run_to_its_terminal_state(make_deps: Any)
     tool = steps[1]
     assert isinstance(tool, ToolStep)
     assert tool.is_error
+
+
+async def test_a_run_commits_once_per_step_and_never_rolls_back(
+    make_deps: Any, engine: AsyncEngine
+) -> None:
+    turns = [calls_tool(("hf_papers", {"q": str(turn)})) for turn in range(3)]
+    deps, model = make_deps(*turns, answers("Done."))
+    claim = await claimed_run(deps)
+    transactions = {"commit": 0, "rollback": 0}
+
+    def count(kind: str) -> Callable[[Any], None]:
+        def counted(_connection: Any) -> None:
+            transactions[kind] += 1
+
+        return counted
+
+    for kind in transactions:
+        event.listen(engine.sync_engine, kind, count(kind))
+    await RunHandle(claim, deps).execute()
+    model.assert_consumed()
+    # Reading the run, reading its money once, then per LLM call its reservation and its step
+    # (with the charge), per tool call its step, and the terminal state: 4 + 3 upstream calls.
+    assert transactions == {"commit": 1 + 1 + 2 * 4 + 3 + 1, "rollback": 0}
 
 
 async def test_a_run_handle_stopped_for_cancel_writes_cancelled(make_deps: Any) -> None:

@@ -33,7 +33,7 @@ def key_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
     """The shared state the lifespan put on the app."""
     state: AppState = request.app.state.researchdesk
     return state
@@ -51,7 +51,7 @@ async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-def get_owner(request: Request, state: StateDep) -> str | None:
+async def get_owner(request: Request, state: StateDep) -> str | None:
     """The caller's key hash when keys are configured (None: the API is open)."""
     if not state.key_hashes:
         return None

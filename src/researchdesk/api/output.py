@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from researchdesk.agent.steps import (
@@ -26,17 +27,7 @@ def output_items(steps: list[Step], *, final_status: str = "completed") -> list[
         position = len(items)
         if isinstance(step, ToolStep):
             call_id = _unique_call_id(step.call_id, position, call_ids)
-            items.append(
-                {
-                    "type": "custom_tool_call",
-                    "id": f"{step.name}_{position}",
-                    "call_id": call_id,
-                    "name": step.name,
-                    "input": step.arguments,
-                    "output": step.output,
-                    "status": step.status,
-                }
-            )
+            items.append(_tool_item(step, position, call_id))
         elif isinstance(step, LLMStep) and step.content and not _superseded(steps, index):
             if items and _continues(steps, index):
                 # A final answer continued after its token limit reads as one message.
@@ -46,6 +37,66 @@ def output_items(steps: list[Step], *, final_status: str = "completed") -> list[
             else:
                 items.append(message_item(f"msg_{position}", step.content, papers, final_status))
     return items
+
+
+class RunningOutput:
+    """A run's `output` items kept up to date as its journal grows, one step at a time.
+
+    `plus(step)` equals `output_items(steps + [step])` but, in the usual cases (a tool call, a
+    new answer), renders only the new item and shares the others: the journal announces each
+    item as it is recorded, and a run of n steps should not render n² items. The rare steps
+    that change earlier items (a correction, a continued answer, papers that re-annotate an
+    earlier message) rebuild the whole list.
+    """
+
+    def __init__(self, steps: Sequence[Step] = ()) -> None:
+        self.steps: tuple[Step, ...] = tuple(steps)
+        self.items: list[dict[str, Any]] = output_items(list(self.steps))
+        self._papers = retrieved_papers(list(self.steps))
+        self._call_ids = frozenset(
+            item["call_id"] for item in self.items if item["type"] == "custom_tool_call"
+        )
+
+    def plus(self, step: Step) -> RunningOutput:
+        """The output once `step` is recorded too (this one is left as it was)."""
+        steps = (*self.steps, step)
+        following = RunningOutput.__new__(RunningOutput)
+        following.steps = steps
+        following._papers = self._papers
+        following._call_ids = self._call_ids
+        following.items = self.items
+        position = len(self.items)
+        if isinstance(step, ToolStep):
+            known = self._papers
+            new_papers = {p.arxiv_id: p.title for p in step.papers if p.arxiv_id not in known}
+            if new_papers and any(item["type"] == "message" for item in self.items):
+                return RunningOutput(steps)  # an earlier message may cite these papers
+            following._papers = {**self._papers, **new_papers} if new_papers else self._papers
+            taken = set(self._call_ids)
+            call_id = _unique_call_id(step.call_id, position, taken)
+            following._call_ids = frozenset(taken)
+            following.items = [*self.items, _tool_item(step, position, call_id)]
+        elif isinstance(step, LLMStep) and step.content:
+            before = self.steps[-1] if self.steps else None
+            if step.stop_reason == "max_cost_usd" and is_cut_answer(before) and self.items:
+                return RunningOutput(steps)  # it goes on with the answer before it
+            message = message_item(f"msg_{position}", step.content, self._papers)
+            following.items = [*self.items, message]
+        elif isinstance(step, NoteStep) and step.purpose == FIX_CITATIONS:
+            return RunningOutput(steps)  # the answer it corrects leaves the output
+        return following
+
+
+def _tool_item(step: ToolStep, position: int, call_id: str) -> dict[str, Any]:
+    return {
+        "type": "custom_tool_call",
+        "id": f"{step.name}_{position}",
+        "call_id": call_id,
+        "name": step.name,
+        "input": step.arguments,
+        "output": step.output,
+        "status": step.status,
+    }
 
 
 def _unique_call_id(upstream_id: str, position: int, taken: set[str]) -> str:

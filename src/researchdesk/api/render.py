@@ -2,17 +2,58 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Any, Protocol
 
 from researchdesk.agent.steps import Step, llm_calls
 from researchdesk.api.output import output_items, token_totals
 from researchdesk.pricing.cost import format_usd
 from researchdesk.status import Status
-from researchdesk.store.models import ResponseRow
+
+
+class Renderable(Protocol):
+    """What rendering reads of a response: a `ResponseRow`, or a `StoredResponse` read without
+    the ORM."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def created_at(self) -> float: ...
+    @property
+    def completed_at(self) -> float | None: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def background(self) -> bool: ...
+    @property
+    def previous_response_id(self) -> str | None: ...
+    @property
+    def session_id(self) -> str: ...
+    @property
+    def max_cost_micros(self) -> int: ...
+    @property
+    def instructions(self) -> str | None: ...
+    @property
+    def params(self) -> dict[str, Any]: ...
+    @property
+    def metadata_(self) -> dict[str, str]: ...
+    @property
+    def error(self) -> dict[str, Any] | None: ...
+    @property
+    def incomplete_reason(self) -> str | None: ...
+
+
+def dump_json(content: Any) -> bytes:
+    """JSON bytes exactly as FastAPI's `JSONResponse` writes them, so stored bytes match."""
+    return json.dumps(
+        content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+    ).encode("utf-8")
 
 
 def render_response(
-    row: ResponseRow, steps: list[Step], spent_micros: int, *, status: Status | None = None
+    row: Renderable, steps: list[Step], spent_micros: int, *, status: Status | None = None
 ) -> dict[str, Any]:
     """The public response object for `row`, as of its journaled `steps`."""
     status = status or Status(row.status)
@@ -47,7 +88,7 @@ def _item_status(status: Status) -> str:
     return "incomplete" if status in (Status.INCOMPLETE, Status.CANCELLED) else "completed"
 
 
-def render_usage(row: ResponseRow, steps: list[Step], spent_micros: int) -> dict[str, Any]:
+def render_usage(row: Renderable, steps: list[Step], spent_micros: int) -> dict[str, Any]:
     """The usage bucket: tokens summed from the journal, money summed from the ledger.
 
     A run the operator let through without a known price shows `null` money: unknown, not free.

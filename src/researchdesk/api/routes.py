@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from researchdesk.api import service
+from researchdesk.api.conditional import CACHE_HEADERS
 from researchdesk.api.deps import OwnerDep, SessionDep, StateDep
 from researchdesk.api.errors import error_responses
 from researchdesk.api.schemas import check_storable, parse_json_body, validate_create
@@ -16,7 +17,7 @@ from researchdesk.errors import InvalidRequest
 from researchdesk.status import Status
 
 
-def _storable_params(request: Request) -> None:
+async def _storable_params(request: Request) -> None:
     """Path and query values must be storable text too (a NUL cannot be sent to PostgreSQL)."""
     for name, value in (*request.path_params.items(), *request.query_params.multi_items()):
         check_storable(name, None)
@@ -47,6 +48,24 @@ _JSON_OR_EVENTS: dict[str, Any] = {
     },
 }
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+_JSON = "application/json"
+# Routes that answer stored bytes declare the JSON object FastAPI would have inferred.
+_JSON_OBJECT: dict[str, Any] = {
+    "content": {_JSON: {"schema": {"type": "object", "additionalProperties": True}}}
+}
+_TAGGED: dict[str, Any] = {
+    "headers": {
+        "ETag": {
+            "description": "The response's entity tag: strong once it has ended, weak before.",
+            "schema": {"type": "string"},
+        },
+        "Cache-Control": {"schema": {"type": "string", "const": "no-cache"}},
+    }
+}
+_NOT_MODIFIED: dict[str, Any] = {
+    "description": "Not modified: `If-None-Match` named the current `ETag`. No body.",
+    **_TAGGED,
+}
 
 
 @router.post(
@@ -91,7 +110,11 @@ async def create_response(
 @router.get(
     "/responses/{response_id}",
     response_model=None,
-    responses={200: _JSON_OR_EVENTS, **error_responses(400, 401, 404, 503)},
+    responses={
+        200: {**_JSON_OR_EVENTS, **_TAGGED},
+        304: _NOT_MODIFIED,
+        **error_responses(400, 401, 404, 503),
+    },
 )
 async def retrieve_response(
     response_id: str,
@@ -100,25 +123,36 @@ async def retrieve_response(
     owner: OwnerDep,
     stream: bool = False,
     starting_after: Annotated[int | None, Query(ge=0, le=MAX_SEQUENCE_NUMBER)] = None,
-) -> dict[str, Any] | StreamingResponse:
-    """The response as it is now, or its event stream after `starting_after` (else from 0)."""
-    row = await service.get(session, owner, response_id)
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    """The response as it is now (304 if unchanged), or its events after `starting_after`."""
     if stream:
+        row = await service.get(session, owner, response_id)
         return StreamingResponse(
             event_stream(state, row.id, -1 if starting_after is None else starting_after),
             media_type="text/event-stream",
             headers=_SSE_HEADERS,
         )
-    return await service.render(session, row)
+    current = await service.read(session, owner, response_id, if_none_match)
+    headers = {"ETag": current.etag, **CACHE_HEADERS}
+    if current.body is None:
+        return Response(status_code=304, headers=headers)
+    return Response(current.body, media_type=_JSON, headers=headers)
 
 
-@router.post("/responses/{response_id}/cancel", responses=error_responses(400, 401, 404, 503))
+@router.post(
+    "/responses/{response_id}/cancel",
+    response_model=None,
+    responses={200: _JSON_OBJECT, **error_responses(400, 401, 404, 503)},
+)
 async def cancel_response(
     response_id: str, state: StateDep, session: SessionDep, owner: OwnerDep
-) -> dict[str, Any]:
+) -> Response:
     """Cancel a queued or running response."""
     row = await service.cancel(state, session, owner, response_id)
-    return await service.render(session, row)
+    # A cancelled queued run ended here: its final object is rendered now, and kept.
+    current = await service.read(session, owner, row.id)
+    return Response(current.body, media_type=_JSON)
 
 
 @router.delete("/responses/{response_id}", responses=error_responses(400, 401, 404, 503))
@@ -144,7 +178,11 @@ async def list_input_items(
     )
 
 
-@router.get("/responses", responses=error_responses(400, 401, 503))
+@router.get(
+    "/responses",
+    response_model=None,
+    responses={200: _JSON_OBJECT, **error_responses(400, 401, 503)},
+)
 async def list_responses(
     request: Request,
     session: SessionDep,
@@ -157,7 +195,7 @@ async def list_responses(
     after: str | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     order: Literal["asc", "desc"] = "desc",
-) -> dict[str, Any]:
+) -> Response:
     """Responses for dashboards: filter by status, model, slug, metadata, time; newest first."""
     filters = service.ListFilter(
         status=status.value if status else None,
@@ -167,7 +205,8 @@ async def list_responses(
         created_after=created_after,
         created_before=created_before,
     )
-    return await service.list_page(session, owner, filters, after=after, limit=limit, order=order)
+    page = await service.list_page(session, owner, filters, after=after, limit=limit, order=order)
+    return Response(page, media_type=_JSON)
 
 
 def _metadata_filters(request: Request) -> tuple[tuple[str, str], ...]:

@@ -14,8 +14,9 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from researchdesk.api.conditional import none_match, strong_tag, weak_tag
 from researchdesk.api.deps import AppState
-from researchdesk.api.render import render_response
+from researchdesk.api.render import dump_json, render_response
 from researchdesk.api.schemas import CreateResponseRequest, normalize_input
 from researchdesk.errors import Conflict, InvalidRequest, NotFound
 from researchdesk.pricing.cost import format_usd, usd_to_micros
@@ -39,18 +40,20 @@ from researchdesk.store import idempotency as idempotency_keys
 from researchdesk.store import ledger
 from researchdesk.store import responses as store
 from researchdesk.store.models import IdempotencyRow, ResponseRow
-from researchdesk.store.responses import ListFilter
+from researchdesk.store.responses import ListFilter, StoredResponse
 from researchdesk.store.steps import load_steps, load_steps_for
 
 __all__ = [
     "Idempotency",
     "ListFilter",
+    "Representation",
     "cancel",
     "create",
     "delete",
     "get",
     "input_items_page",
     "list_page",
+    "read",
     "render",
     "wait_until_done",
 ]
@@ -219,10 +222,59 @@ async def get(
 
 
 async def render(session: AsyncSession, row: ResponseRow) -> dict[str, Any]:
-    """The public object of `row` with its journal."""
+    """The public object of `row` with its journal (rendered afresh, never stored)."""
     return render_response(
         row, await load_steps(session, row.id), await ledger.spent_micros(session, row.id)
     )
+
+
+@dataclass(frozen=True)
+class Representation:
+    """A response's JSON as served, with its entity tag; no body when the client's is current."""
+
+    status: Status
+    etag: str
+    body: bytes | None
+
+
+async def read(
+    session: AsyncSession, owner: str | None, response_id: str, if_none_match: str | None = None
+) -> Representation:
+    """The response as it is now, as JSON bytes, unless `if_none_match` names its current tag.
+
+    A final response is rendered once, stored, and served as stored from then on (one query).
+    One in progress is rendered from its journal; its weak tag comes from the row alone, so a
+    client whose copy is current costs one query too.
+    """
+    stored = await store.find_stored(session, response_id, owner)
+    if stored is None:
+        raise NotFound(f"No response found with id '{response_id}'.", param="response_id")
+    status = Status(stored.status)
+    if stored.rendered is not None:
+        body = stored.rendered.encode()
+    elif status.terminal:
+        body = await _render_final(session, stored, status)
+    else:
+        # Every write to a running response bumps `event_seq`, adds a step, or moves its
+        # ledger total (a reservation or a charge without a new output item changes no event).
+        tag = weak_tag(status.value, stored.event_seq, stored.step_count, stored.spent_micros)
+        if none_match(if_none_match, tag):
+            return Representation(status, tag, None)
+        steps = await load_steps(session, stored.id)
+        return Representation(
+            status, tag, dump_json(render_response(stored, steps, stored.spent_micros))
+        )
+    tag = strong_tag(body)
+    return Representation(status, tag, None if none_match(if_none_match, tag) else body)
+
+
+async def _render_final(session: AsyncSession, stored: StoredResponse, status: Status) -> bytes:
+    """Render a response that has ended and keep the bytes (the first reader's are kept)."""
+    steps = await load_steps(session, stored.id)
+    body = dump_json(render_response(stored, steps, stored.spent_micros))
+    if await store.store_rendered(session, stored.id, status, body.decode()):
+        await session.commit()
+    return body
 
 
 async def wait_until_done(
@@ -306,8 +358,11 @@ async def list_page(
     after: str | None,
     limit: int,
     order: str,
-) -> dict[str, Any]:
-    """A page of responses for dashboards, each rendered, in the OpenAI list shape."""
+) -> bytes:
+    """A page of responses for dashboards in the OpenAI list shape, as JSON bytes.
+
+    Final responses are spliced in as stored; the others are rendered (and stored once final).
+    """
     cursor = None
     if after is not None:
         cursor = await store.find_response(session, after, owner)
@@ -316,11 +371,36 @@ async def list_page(
     rows, has_more = await store.list_responses(
         session, owner, filters, after=cursor, limit=limit, order=order
     )
+    bodies = await store.rendered_for(session, [row.id for row in rows])
+    unrendered = [row.id for row in rows if row.id not in bodies]
+    if unrendered:
+        steps = await load_steps_for(session, unrendered)
+        spent = await ledger.spent_for(session, unrendered)
+        kept = 0
+        for row in rows:
+            if row.id in bodies:
+                continue
+            text = dump_json(render_response(row, steps.get(row.id, []), spent.get(row.id, 0)))
+            bodies[row.id] = text.decode()
+            status = Status(row.status)
+            if status.terminal:
+                kept += await store.store_rendered(session, row.id, status, bodies[row.id])
+        if kept:
+            await session.commit()
     ids = [row.id for row in rows]
-    steps = await load_steps_for(session, ids)
-    spent = await ledger.spent_for(session, ids)
-    data = [render_response(row, steps.get(row.id, []), spent.get(row.id, 0)) for row in rows]
-    return _list_page(data, has_more=has_more)
+    return b"".join(
+        (
+            b'{"object":"list","data":[',
+            ",".join(bodies[response_id] for response_id in ids).encode(),
+            b'],"first_id":',
+            dump_json(ids[0] if ids else None),
+            b',"last_id":',
+            dump_json(ids[-1] if ids else None),
+            b',"has_more":',
+            dump_json(has_more),
+            b"}",
+        )
+    )
 
 
 def _list_page(data: list[dict[str, Any]], *, has_more: bool) -> dict[str, Any]:

@@ -9,8 +9,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from researchdesk.agent.steps import Step
+from researchdesk.api import service
 from researchdesk.api.deps import AppState
 from researchdesk.api.render import render_response
+from researchdesk.errors import NotFound
 from researchdesk.status import Status
 from researchdesk.store import ledger
 from researchdesk.store.events import read_events
@@ -44,13 +46,36 @@ async def event_stream(
             journal: list[tuple[list[Step], int]] = []  # read at most once per batch
             for event in rows:
                 cursor = event.sequence_number
-                yield sse(await _wire_event(session, row, event, journal))
                 if event.type in _TERMINAL_EVENTS:
+                    final = await _final_frame(session, row.id, event)
+                    yield final or sse(await _wire_event(session, row, event, journal))
                     return
+                yield sse(await _wire_event(session, row, event, journal))
             if not rows and Status(row.status).terminal:
                 return
         if not rows:
             await state.notifier.wait_changed(response_id, state.settings.poll_interval_seconds)
+
+
+async def _final_frame(session: AsyncSession, response_id: str, event: EventRow) -> str | None:
+    """The terminal event carrying the response's stored final JSON (rendered once, kept).
+
+    None when that is not at hand: the response was deleted meanwhile, or its row is not in the
+    state this event announces.
+    """
+    try:
+        final = await service.read(session, None, response_id)  # access was checked at the start
+    except NotFound:
+        return None
+    if final.body is None or final.status != event.data.get("status"):
+        return None
+    wire_type = _WIRE_TYPES.get(event.type, event.type)
+    head = json.dumps(
+        {"type": wire_type, "sequence_number": event.sequence_number}, separators=(",", ":")
+    )
+    # The event object with the stored bytes as its last member, `response`.
+    data = f'{head[:-1]},"response":{final.body.decode()}}}'
+    return f"event: {wire_type}\ndata: {data}\n\n"
 
 
 async def _wire_event(

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from researchdesk.store.models import EventRow, ResponseRow
+from researchdesk.store.models import EVENTS, RESPONSES, EventRow
 
 Event = tuple[str, dict[str, Any]]
 
@@ -27,30 +27,40 @@ async def append_events(
     Returns False when no row matched.
     """
     statement = (
-        update(ResponseRow)
-        .where(ResponseRow.id == response_id, *conditions)
-        .values(event_seq=ResponseRow.event_seq + len(events), **values)
-        .returning(ResponseRow.event_seq)
-        # Callers reload the row when they need it; do not expire objects mid-transaction.
-        .execution_options(synchronize_session=False)
+        update(RESPONSES)
+        .where(RESPONSES.c.id == response_id, *conditions)
+        .values(event_seq=RESPONSES.c.event_seq + len(events), **values)
+        .returning(RESPONSES.c.event_seq)
     )
     last = (await session.execute(statement)).scalar_one_or_none()
     if last is None:
         return False
+    await insert_events(session, response_id, last, events)
+    return True
+
+
+_INSERT_EVENTS = insert(EVENTS)
+
+
+async def insert_events(
+    session: AsyncSession, response_id: str, last: int, events: list[Event]
+) -> None:
+    """Insert `events` numbered up to `last`, the row's `event_seq` after bumping it."""
+    if not events:
+        return
     now = time.time()
     first = last - len(events) + 1
-    session.add_all(
-        EventRow(
-            response_id=response_id,
-            sequence_number=first + offset,
-            type=event_type,
-            data=data,
-            created_at=now,
-        )
+    rows = [
+        {
+            "response_id": response_id,
+            "sequence_number": first + offset,
+            "type": event_type,
+            "data": data,
+            "created_at": now,
+        }
         for offset, (event_type, data) in enumerate(events)
-    )
-    await session.flush()
-    return True
+    ]
+    await session.execute(_INSERT_EVENTS, rows)
 
 
 async def read_events(

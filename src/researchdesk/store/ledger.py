@@ -7,12 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Update, case, func, select, update
+from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from researchdesk.status import Status
-from researchdesk.store.events import append_events
-from researchdesk.store.models import LedgerRow, ResponseRow
+from researchdesk.store.models import LEDGER, RESPONSES, LedgerRow
 
 RESERVED = "reserved"
 CHARGED = "charged"
@@ -50,6 +49,38 @@ async def spent_for(session: AsyncSession, response_ids: Sequence[str]) -> dict[
     return {rid: int(total or 0) for rid, total in (await session.execute(statement)).all()}
 
 
+@dataclass(frozen=True)
+class Reservation:
+    """A reserved call: its ledger index, and everything the response has committed with it."""
+
+    call_index: int
+    spent_micros: int
+
+
+# The per-call statements, built once (see `store.runs`): the fence locks the response row.
+_FENCE = (
+    update(RESPONSES)
+    .where(
+        RESPONSES.c.id == bindparam("b_id"),
+        RESPONSES.c.attempt == bindparam("b_attempt"),
+        RESPONSES.c.status == Status.IN_PROGRESS,
+    )
+    .values(event_seq=RESPONSES.c.event_seq)
+    .returning(RESPONSES.c.max_cost_micros, RESPONSES.c.owner)
+)
+_TOTALS = select(func.coalesce(func.sum(LEDGER.c.amount_micros), 0), func.count()).where(
+    LEDGER.c.response_id == bindparam("b_id")
+)
+_INSERT = insert(LEDGER)
+_OPEN = (
+    LEDGER.c.response_id == bindparam("b_id"),
+    LEDGER.c.call_index == bindparam("b_call"),
+    LEDGER.c.state == RESERVED,
+)
+_SETTLE = update(LEDGER).where(*_OPEN)
+_REFUND = update(LEDGER).where(*_OPEN).values(state=REFUNDED, amount_micros=0, counted="refused")
+
+
 async def reserve(
     session: AsyncSession,
     response_id: str,
@@ -58,89 +89,71 @@ async def reserve(
     amount_micros: int,
     model: str,
     provider: str | None,
-) -> int | None:
+) -> Reservation | None:
     """Reserve `amount_micros` for the next call if it fits the response's budget.
 
     The fenced no-op UPDATE locks the response row (and proves the claim is still ours), so two
-    reservations of one response can never both see the same remaining budget. Returns the
-    call's ledger index, or None when it does not fit. Raises nothing on a lost claim: it
-    returns None, and the caller's next fenced write reports the loss.
+    reservations of one response can never both see the same remaining budget. Returns None
+    when it does not fit. Raises nothing on a lost claim: it returns None, and the caller's next
+    fenced write reports the loss.
     """
-    if not await append_events(
-        session,
-        response_id,
-        [],
-        ResponseRow.attempt == attempt,
-        ResponseRow.status == Status.IN_PROGRESS,
-    ):
+    fenced = (
+        await session.execute(_FENCE, {"b_id": response_id, "b_attempt": attempt})
+    ).one_or_none()
+    if fenced is None:
         return None
-    row = await session.get(ResponseRow, response_id)
-    assert row is not None
-    totals = select(func.coalesce(func.sum(LedgerRow.amount_micros), 0), func.count()).where(
-        LedgerRow.response_id == response_id
-    )
-    spent, calls = (await session.execute(totals)).one()
-    if int(spent) + amount_micros > row.max_cost_micros:
+    max_cost, owner = fenced
+    spent, calls = (await session.execute(_TOTALS, {"b_id": response_id})).one()
+    if int(spent) + amount_micros > max_cost:
         return None
     now = time.time()
-    session.add(
-        LedgerRow(
-            response_id=response_id,
-            call_index=int(calls),
-            attempt=attempt,
-            owner=row.owner,
-            day=datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d"),
-            model=model,
-            provider=provider,
-            state=RESERVED,
-            amount_micros=amount_micros,
-            reserved_micros=amount_micros,
-            computed_micros=None,
-            router_estimate_micros=None,
-            counted="reservation",
-            created_at=now,
-            settled_at=None,
-        )
-    )
-    await session.flush()
-    return int(calls)
-
-
-def _open_reservation(response_id: str, call_index: int) -> Update:
-    """An UPDATE of the call's ledger row while it is still only reserved."""
-    return update(LedgerRow).where(
-        LedgerRow.response_id == response_id,
-        LedgerRow.call_index == call_index,
-        LedgerRow.state == RESERVED,
-    )
+    reservation = {
+        "response_id": response_id,
+        "call_index": int(calls),
+        "attempt": attempt,
+        "owner": owner,
+        "day": datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d"),
+        "model": model,
+        "provider": provider,
+        "state": RESERVED,
+        "amount_micros": amount_micros,
+        "reserved_micros": amount_micros,
+        "computed_micros": None,
+        "router_estimate_micros": None,
+        "counted": "reservation",
+        "prompt_tokens": 0,
+        "cached_tokens": 0,
+        "completion_tokens": 0,
+        "created_at": now,
+        "settled_at": None,
+    }
+    await session.execute(_INSERT, reservation)
+    return Reservation(int(calls), int(spent) + amount_micros)
 
 
 async def settle(session: AsyncSession, response_id: str, call_index: int, charge: Charge) -> None:
     """Replace a reservation by the real charge (in the same transaction as the step)."""
-    await session.execute(
-        _open_reservation(response_id, call_index)
-        .values(
-            state=CHARGED,
-            amount_micros=charge.amount_micros,
-            computed_micros=charge.computed_micros,
-            router_estimate_micros=charge.router_estimate_micros,
-            counted=charge.counted,
-            provider=charge.provider,
-            prompt_tokens=charge.prompt_tokens,
-            cached_tokens=charge.cached_tokens,
-            completion_tokens=charge.completion_tokens,
-            settled_at=time.time(),
-        )
-        .execution_options(synchronize_session=False)
-    )
+    values = {
+        "b_id": response_id,
+        "b_call": call_index,
+        "state": CHARGED,
+        "amount_micros": charge.amount_micros,
+        "computed_micros": charge.computed_micros,
+        "router_estimate_micros": charge.router_estimate_micros,
+        "counted": charge.counted,
+        "provider": charge.provider,
+        "prompt_tokens": charge.prompt_tokens,
+        "cached_tokens": charge.cached_tokens,
+        "completion_tokens": charge.completion_tokens,
+        "settled_at": time.time(),
+    }
+    await session.execute(_SETTLE, values)
 
 
 async def refund(session: AsyncSession, response_id: str, call_index: int) -> None:
     """Release a reservation whose call the endpoint refused: it cost nothing."""
     await session.execute(
-        _open_reservation(response_id, call_index)
-        .values(state=REFUNDED, amount_micros=0, counted="refused", settled_at=time.time())
-        .execution_options(synchronize_session=False)
+        _REFUND, {"b_id": response_id, "b_call": call_index, "settled_at": time.time()}
     )
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -53,6 +54,11 @@ class ResponseRow(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     event_seq: Mapped[int] = mapped_column(Integer, default=0)
     """The last event's sequence number; -1 before the first, which is numbered 0."""
+    rendered: Mapped[str | None] = mapped_column(Text, deferred=True)
+    """The public JSON of the finished response, byte for byte as served; NULL until rendered.
+
+    Deferred: only the read path selects it, so the worker never loads these bytes.
+    """
 
     # The list pages by `(created_at, id)` under equality filters, and the claim takes the oldest
     # queued run or the longest-expired lease: each index is one of those reads, in order
@@ -65,6 +71,9 @@ class ResponseRow(Base):
         Index("ix_responses_slug_created", "slug", "created_at", "id"),
         Index("ix_responses_status_lease", "status", "lease_expires_at"),
     )
+
+
+RESPONSES: Table = ResponseRow.__table__  # type: ignore[assignment]
 
 
 class StepRow(Base):
@@ -85,6 +94,11 @@ class StepRow(Base):
     __table_args__ = (UniqueConstraint("response_id", "seq", name="uq_steps_response_seq"),)
 
 
+STEPS: Table = StepRow.__table__  # type: ignore[assignment]
+"""The tables of the per-step hot path, for Core statements: no ORM unit of work or ORM-enabled
+DML there, whose bookkeeping cost more than the statements themselves."""
+
+
 class EventRow(Base):
     """One entry of a response's event log, numbered by `sequence_number` for streaming."""
 
@@ -97,6 +111,9 @@ class EventRow(Base):
     type: Mapped[str] = mapped_column(String(64))
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[float] = mapped_column(Float)
+
+
+EVENTS: Table = EventRow.__table__  # type: ignore[assignment]
 
 
 class CacheRow(Base):
@@ -142,6 +159,9 @@ class LedgerRow(Base):
         UniqueConstraint("response_id", "call_index", name="uq_ledger_response_call"),
         Index("ix_ledger_day", "day"),
     )
+
+
+LEDGER: Table = LedgerRow.__table__  # type: ignore[assignment]
 
 
 class IdempotencyRow(Base):

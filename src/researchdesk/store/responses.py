@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, String, Text, cast, delete, func, or_, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    Text,
+    bindparam,
+    case,
+    cast,
+    delete,
+    func,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
 from researchdesk.status import Status
 from researchdesk.store.events import append_events
-from researchdesk.store.models import ResponseRow
+from researchdesk.store.models import LedgerRow, ResponseRow, StepRow
 
 
 @dataclass(frozen=True)
@@ -212,6 +227,114 @@ async def request_cancel(session: AsyncSession, row: ResponseRow) -> ResponseRow
 async def delete_response(session: AsyncSession, row: ResponseRow) -> None:
     """Remove a response with its journal and events; its worker's fenced writes then fail."""
     await session.execute(delete(ResponseRow).where(ResponseRow.id == row.id))
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    """A response as the read path needs it, from one query: the fields its public object shows,
+    its stored JSON once rendered, and (until then) what its in-progress `ETag` is made of."""
+
+    id: str
+    owner: str | None
+    created_at: float
+    completed_at: float | None
+    status: str
+    model: str
+    background: bool
+    previous_response_id: str | None
+    session_id: str
+    max_cost_micros: int
+    instructions: str | None
+    params: dict[str, Any]
+    metadata_: dict[str, str]
+    error: dict[str, Any] | None
+    incomplete_reason: str | None
+    event_seq: int
+    rendered: str | None
+    spent_micros: int
+    """Ledger total (as `ledger.spent_micros`); 0 when `rendered` is set, as it is not needed."""
+    step_count: int
+    """Journaled steps; 0 when `rendered` is set."""
+
+
+async def find_stored(
+    session: AsyncSession, response_id: str, owner: str | None
+) -> StoredResponse | None:
+    """The response with that id if `owner` may see it, in one query (no ORM objects)."""
+    statement = _stored_statement(by_owner=owner is not None)
+    params = {"response_id": response_id, "owner": owner}
+    found = (await session.execute(statement, params)).one_or_none()
+    if found is None:
+        return None
+    values = found._asdict()
+    values["spent_micros"] = int(values["spent_micros"] or 0)
+    values["step_count"] = int(values["step_count"] or 0)
+    return StoredResponse(**values)
+
+
+@functools.cache
+def _stored_statement(*, by_owner: bool) -> Select[Any]:
+    """The query of `find_stored`, built once: it is on every GET's path."""
+    unrendered = ResponseRow.rendered.is_(None)
+    spent = (
+        select(func.coalesce(func.sum(LedgerRow.amount_micros), 0))
+        .where(LedgerRow.response_id == ResponseRow.id)
+        .scalar_subquery()
+    )
+    steps = (
+        select(func.count())
+        .select_from(StepRow)
+        .where(StepRow.response_id == ResponseRow.id)
+        .scalar_subquery()
+    )
+    statement = select(
+        *(getattr(ResponseRow, name) for name in _ROW_FIELDS),
+        # The sums only matter until the response is rendered; the CASE skips them after.
+        case((unrendered, spent), else_=0).label("spent_micros"),
+        case((unrendered, steps), else_=0).label("step_count"),
+    ).where(ResponseRow.id == bindparam("response_id"))
+    if by_owner:
+        statement = statement.where(ResponseRow.owner == bindparam("owner"))
+    return statement
+
+
+_ROW_FIELDS = tuple(StoredResponse.__dataclass_fields__)[:-2]
+"""The `StoredResponse` fields read straight from the row (all but the two sums)."""
+
+
+async def rendered_for(session: AsyncSession, response_ids: list[str]) -> dict[str, str]:
+    """The stored JSON of those responses that have it, keyed by response id."""
+    if not response_ids:
+        return {}
+    statement = select(ResponseRow.id, ResponseRow.rendered).where(
+        ResponseRow.id.in_(response_ids), ResponseRow.rendered.is_not(None)
+    )
+    rows = (await session.execute(statement)).all()
+    return {response_id: text for response_id, text in rows if text is not None}
+
+
+async def store_rendered(
+    session: AsyncSession, response_id: str, status: Status, rendered: str
+) -> bool:
+    """Keep the JSON of a response that ended with `status`; only the first one is kept.
+
+    Guarded by the status (the response is final only in that state) and by `rendered IS NULL`
+    (two readers rendering at once write once). Returns whether this call stored it.
+    """
+    if not status.terminal:
+        raise ValueError(f"a {status} response is not final")
+    statement = (
+        update(ResponseRow)
+        .where(
+            ResponseRow.id == response_id,
+            ResponseRow.status == status,
+            ResponseRow.rendered.is_(None),
+        )
+        .values(rendered=rendered)
+        .returning(ResponseRow.id)
+        .execution_options(synchronize_session=False)
+    )
+    return (await session.execute(statement)).scalar_one_or_none() is not None
 
 
 def now() -> float:

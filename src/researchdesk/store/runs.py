@@ -9,15 +9,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, UnaryExpression, and_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    UnaryExpression,
+    and_,
+    bindparam,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningUpdate
 
 from researchdesk.agent.steps import Step
 from researchdesk.status import Status, can_transition
 from researchdesk.store.db import db_epoch
-from researchdesk.store.events import Event, append_events
-from researchdesk.store.models import EventRow, ResponseRow, StepRow
+from researchdesk.store.events import Event, append_events, insert_events
+from researchdesk.store.models import RESPONSES, STEPS, EventRow, ResponseRow
 from researchdesk.store.responses import now
 from researchdesk.store.steps import step_to_dict
 
@@ -156,17 +165,16 @@ async def fail_exhausted(session: AsyncSession, max_attempts: int) -> list[str]:
 
 
 def _mine(claim: Claim) -> list[ColumnElement[bool]]:
-    return [ResponseRow.attempt == claim.attempt, ResponseRow.status == Status.IN_PROGRESS]
+    return [RESPONSES.c.attempt == claim.attempt, RESPONSES.c.status == Status.IN_PROGRESS]
 
 
 async def heartbeat(session: AsyncSession, claim: Claim, lease_seconds: float) -> bool:
     """Extend the lease; returns whether a cancel was requested. Raises LeaseLost."""
     statement = (
-        update(ResponseRow)
-        .where(ResponseRow.id == claim.response_id, *_mine(claim))
+        update(RESPONSES)
+        .where(RESPONSES.c.id == claim.response_id, *_mine(claim))
         .values(lease_expires_at=db_epoch() + lease_seconds)
-        .returning(ResponseRow.cancel_requested)
-        .execution_options(synchronize_session=False)
+        .returning(RESPONSES.c.cancel_requested)
     )
     cancel = (await session.execute(statement)).scalar_one_or_none()
     if cancel is None:
@@ -174,23 +182,39 @@ async def heartbeat(session: AsyncSession, claim: Claim, lease_seconds: float) -
     return bool(cancel)
 
 
+# The per-step statements, built once: building and keying a statement costs more CPU than
+# running it. (Bind names differ from column names, which an UPDATE would take as SET values.)
+_COUNT_EVENTS = (
+    update(RESPONSES)
+    .where(
+        RESPONSES.c.id == bindparam("b_id"),
+        RESPONSES.c.attempt == bindparam("b_attempt"),
+        RESPONSES.c.status == Status.IN_PROGRESS,
+    )
+    .values(event_seq=RESPONSES.c.event_seq + bindparam("b_events", type_=Integer))
+    .returning(RESPONSES.c.event_seq)
+)
+_INSERT_STEP = insert(STEPS)
+
+
 async def record_step(
     session: AsyncSession, claim: Claim, seq: int, step: Step, events: list[Event]
 ) -> None:
     """Journal one completed step with its events, fenced by the claim. Raises LeaseLost."""
-    if not await append_events(session, claim.response_id, events, *_mine(claim)):
+    fenced = {"b_id": claim.response_id, "b_attempt": claim.attempt, "b_events": len(events)}
+    last = (await session.execute(_COUNT_EVENTS, fenced)).scalar_one_or_none()
+    if last is None:
         raise LeaseLost(claim.response_id)
-    session.add(
-        StepRow(
-            response_id=claim.response_id,
-            seq=seq,
-            attempt=claim.attempt,
-            kind=step.kind,
-            data=step_to_dict(step),
-            created_at=now(),
-        )
-    )
-    await session.flush()
+    await insert_events(session, claim.response_id, last, events)
+    step_row = {
+        "response_id": claim.response_id,
+        "seq": seq,
+        "attempt": claim.attempt,
+        "kind": step.kind,
+        "data": step_to_dict(step),
+        "created_at": now(),
+    }
+    await session.execute(_INSERT_STEP, step_row)
 
 
 async def finish(
@@ -228,14 +252,13 @@ async def finish(
 async def release(session: AsyncSession, claim: Claim) -> None:
     """Give a run back on shutdown: the lease ends now and this attempt is not counted."""
     await session.execute(
-        update(ResponseRow)
-        .where(ResponseRow.id == claim.response_id, *_mine(claim))
+        update(RESPONSES)
+        .where(RESPONSES.c.id == claim.response_id, *_mine(claim))
         .values(
             lease_owner=None,
             lease_expires_at=db_epoch() - 1,
-            releases=ResponseRow.releases + 1,
+            releases=RESPONSES.c.releases + 1,
         )
-        .execution_options(synchronize_session=False)
     )
 
 
@@ -245,6 +268,15 @@ async def load_run(session: AsyncSession, response_id: str) -> ResponseRow:
     if row is None:
         raise LeaseLost(response_id)
     return row
+
+
+async def max_cost_micros(session: AsyncSession, claim: Claim) -> int:
+    """The claimed run's `max_cost_usd` in micro-USD. Raises LeaseLost when it was deleted."""
+    statement = select(ResponseRow.max_cost_micros).where(ResponseRow.id == claim.response_id)
+    cap = (await session.execute(statement)).scalar_one_or_none()
+    if cap is None:
+        raise LeaseLost(claim.response_id)
+    return int(cap)
 
 
 async def load_chain(

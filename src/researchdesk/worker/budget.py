@@ -40,6 +40,11 @@ class RunBudget:
         """The price the run was accepted at, used should the catalog no longer price it."""
         self._open: tuple[int, int] | None = None
         """The unsettled reservation: (ledger call index, micro-USD)."""
+        self._money_known: tuple[int, int] | None = None
+        """The run's cap and what it has committed, in micro-USD: read once, then kept in step
+        with this run's own ledger writes (nobody else writes a claimed run's ledger)."""
+        self._settling = 0
+        """What the charge being committed adds to the committed money (charge − reservation)."""
 
     async def allow(self, *, prompt_bound: int, desired_tokens: int, research: bool) -> int | None:
         """Reserve the worst case of the next call; its `max_tokens`, or None if unaffordable."""
@@ -77,16 +82,19 @@ class RunBudget:
 
     async def _money(self) -> tuple[int, int]:
         """The run's cap and what it may still commit, in micro-USD."""
-        async with self._sessions() as session:
-            row = await runs.load_run(session, self._claim.response_id)
-            spent = await ledger.spent_micros(session, row.id)
-            return row.max_cost_micros, row.max_cost_micros - spent
+        if self._money_known is None:
+            async with self._sessions() as session, session.begin():
+                cap = await runs.max_cost_micros(session, self._claim)
+                spent = await ledger.spent_micros(session, self._claim.response_id)
+            self._money_known = (cap, spent)
+        cap, spent = self._money_known
+        return cap, cap - spent
 
     async def _reserve(self, amount: int, max_tokens: int) -> int | None:
         # The ledger keeps the model and its provider apart (`GET /v1/usage` groups by both).
         ref = (await self._prices.get()).resolve(self._model)
         async with self._sessions() as session, session.begin():
-            index = await ledger.reserve(
+            reserved = await ledger.reserve(
                 session,
                 self._claim.response_id,
                 self._claim.attempt,
@@ -94,9 +102,12 @@ class RunBudget:
                 model=ref.model,
                 provider=ref.provider,
             )
-        if index is None:
+        if reserved is None:
+            self._money_known = None  # read it afresh: the database disagreed
             return None
-        self._open = (index, amount)
+        if self._money_known is not None:
+            self._money_known = (self._money_known[0], reserved.spent_micros)
+        self._open = (reserved.call_index, amount)
         return max_tokens
 
     async def settle(self, session: AsyncSession, step: LLMStep) -> None:
@@ -114,14 +125,16 @@ class RunBudget:
                 reserved,
             )
         await ledger.settle(session, self._claim.response_id, index, charge)
+        self._settling = charge.amount_micros - reserved
 
     async def refund(self) -> None:
         """Release the open reservation of a call the endpoint refused (nothing was used)."""
         if self._open is None:
             return
-        index, _reserved = self._open
+        index, reserved = self._open
         async with self._sessions() as session, session.begin():
             await ledger.refund(session, self._claim.response_id, index)
+        self._committed(-reserved)
         self._open = None
 
     async def abandon(self) -> None:
@@ -130,7 +143,14 @@ class RunBudget:
 
     def settled(self) -> None:
         """The step's transaction committed: no reservation is open any more."""
+        self._committed(self._settling)
+        self._settling = 0
         self._open = None
+
+    def _committed(self, change: int) -> None:
+        if self._money_known is not None:
+            cap, spent = self._money_known
+            self._money_known = (cap, spent + change)
 
 
 def _charge(catalog: PriceCatalog, model: str, step: LLMStep, reserved: int) -> ledger.Charge:

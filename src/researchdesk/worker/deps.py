@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -14,8 +14,23 @@ from researchdesk.config import Settings
 from researchdesk.pricing.source import CatalogSource
 from researchdesk.store.notify import Notifier
 
-OutputRenderer = Callable[[list[Step]], list[dict[str, Any]]]
-"""A run's steps as the response's `output` items (the stream announces each one)."""
+
+class RunOutput(Protocol):
+    """A run's `output` items as of its journaled steps (the stream announces each one)."""
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        """The steps this output shows."""
+        ...
+
+    @property
+    def items(self) -> list[dict[str, Any]]:
+        """The response's `output` items."""
+        ...
+
+    def plus(self, step: Step) -> RunOutput:
+        """The output once `step` is journaled too, computed from this one."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -27,4 +42,5 @@ class WorkerDeps:
     notifier: Notifier
     prices: CatalogSource
     agent: Agent
-    render_output: OutputRenderer
+    output: Callable[[], RunOutput]
+    """The output of a run with no steps yet."""

@@ -8,7 +8,7 @@ from researchdesk.agent.steps import LLMStep, Step
 from researchdesk.store import runs
 from researchdesk.store.events import Event
 from researchdesk.worker.budget import RunBudget
-from researchdesk.worker.deps import OutputRenderer, WorkerDeps
+from researchdesk.worker.deps import RunOutput, WorkerDeps
 
 
 class DatabaseJournal:
@@ -20,10 +20,8 @@ class DatabaseJournal:
         self._budget = budget
         self._sessions = deps.sessions
         self._notifier = deps.notifier
-        self._render = deps.render_output
         self._claim = claim
-        self._steps = list(steps)
-        self._shown = _shown_items(self._render, self._steps)
+        self._output, self._shown = _replay(deps.output(), steps)
 
     async def record(self, step: Step) -> None:
         """Journal `step` as the run's next one; raises LeaseLost if the run is not ours.
@@ -31,35 +29,38 @@ class DatabaseJournal:
         A new output item is announced (`added`, then `done`); an item that changed in place (a
         continued answer, a corrected draft) is announced `done` again with its new content.
         """
-        after = self._render([*self._steps, step])
+        after = self._output.plus(step)
         events: list[Event] = []
-        for index, item in enumerate(after):
+        for index, item in enumerate(after.items):
             if index >= len(self._shown):
                 events.append(("response.output_item.added", {"output_index": index, "item": item}))
-            elif item == self._shown[index]:
+            elif item is self._shown[index] or item == self._shown[index]:
                 continue
             events.append(("response.output_item.done", {"output_index": index, "item": item}))
+        seq = len(self._output.steps)
         async with self._sessions() as session, session.begin():
-            await runs.record_step(session, self._claim, len(self._steps), step, events)
+            await runs.record_step(session, self._claim, seq, step, events)
             if isinstance(step, LLMStep):
                 await self._budget.settle(session, step)
         if isinstance(step, LLMStep):
             self._budget.settled()
-        self._steps.append(step)
-        _show(self._shown, after)
+        self._output = after
+        _show(self._shown, after.items)
         self._notifier.changed(self._claim.response_id)
 
 
-def _shown_items(render: OutputRenderer, steps: list[Step]) -> list[dict[str, Any]]:
-    """Each output index with the item last shown there while `steps` were recorded one by one.
+def _replay(output: RunOutput, steps: list[Step]) -> tuple[RunOutput, list[dict[str, Any]]]:
+    """The output after `steps`, and each output index with the item last shown there while
+    they were recorded one by one.
 
     Unlike the output itself, a superseded draft still holds its index until the corrected
     answer replaces it: the stream announced it, so the correction comes as a new version of it.
     """
     shown: list[dict[str, Any]] = []
-    for count in range(1, len(steps) + 1):
-        _show(shown, render(steps[:count]))
-    return shown
+    for step in steps:
+        output = output.plus(step)
+        _show(shown, output.items)
+    return output, shown
 
 
 def _show(shown: list[dict[str, Any]], items: list[dict[str, Any]]) -> None:

@@ -48,7 +48,7 @@ class RunHandle:
         """Drive the run to a terminal state, or give it back, or stop if it is no longer ours."""
         rid = self.claim.response_id
         try:
-            async with self._sessions() as session:
+            async with self._sessions() as session, session.begin():
                 row = await runs.load_run(session, rid)
                 chain = await runs.load_chain(session, row.previous_response_id)
                 chain_steps = await load_steps_for(session, [r.id for r in chain])

@@ -6,16 +6,16 @@ alone and are replaced); the unfiltered list and the owner-and-status filter get
 The claim reads expired leases through `(status, lease_expires_at)`. No query reads responses
 by `session_id`, so its index, which only cost every write, goes.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 """
 
 from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0005"
-down_revision: str | None = "0004"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
