@@ -71,7 +71,8 @@ def page(owner: str | None = None, order: str = "desc", after: bool = False, **b
 
 
 def claim(session: AsyncSession) -> Awaitable[object]:
-    """The worker's claim (with nothing to claim, it sends both of its UPDATEs)."""
+    """The worker's claim (with nothing to claim, it sends both of its UPDATEs, each selecting
+    its candidates in a `WITH`)."""
     return runs.claim_next(session, "w", 30)
 
 
@@ -105,10 +106,10 @@ CASES = {
     ),
     "list by model": Case(page(model="org/m"), "ix_responses_created"),
     "claim an expired lease": Case(
-        claim, "ix_responses_status_lease", bound="lease_expires_at", statement="UPDATE"
+        claim, "ix_responses_status_lease", bound="lease_expires_at", statement="WITH"
     ),
     "claim a queued run": Case(
-        claim, "ix_responses_status_created", bound="status", statement="UPDATE", nth=1
+        claim, "ix_responses_status_created", bound="status", statement="WITH", nth=1
     ),
     "fail exhausted runs": Case(
         lambda session: runs.fail_exhausted(session, 3),

@@ -170,6 +170,41 @@ async def test_concurrent_claimers_claim_each_run_once(engine: AsyncEngine) -> N
     assert all(owner is not None for owner in owners)
 
 
+async def test_a_batch_claims_the_oldest_runs_each_once_with_their_events(
+    engine: AsyncEngine,
+) -> None:
+    ids = await add_rows(engine, 5)
+    sessions = create_sessionmaker(engine)
+    async with sessions() as session, session.begin():
+        first = await runs.claim_runs(session, "w1", 30, limit=3)
+    async with sessions() as session, session.begin():
+        rest = await runs.claim_runs(session, "w1", 30, limit=3)
+    assert sorted(c.response_id for c in first) == sorted(ids[:3])
+    assert sorted(c.response_id for c in rest) == sorted(ids[3:])
+    async with sessions() as session:
+        for rid in ids:
+            events = await read_events(session, rid, -1)
+            assert [e.type for e in events][-1] == "response.in_progress"
+            assert events[-1].sequence_number == 2
+
+
+async def test_concurrent_batch_claimers_claim_each_run_once(engine: AsyncEngine) -> None:
+    ids = await add_rows(engine, 60)
+    sessions = create_sessionmaker(engine)
+    claimed: list[runs.Claim] = []
+
+    async def claimer(name: str) -> None:
+        while True:
+            async with sessions() as session, session.begin():
+                batch = await runs.claim_runs(session, name, 30, limit=7)
+            if not batch:
+                return
+            claimed.extend(batch)
+
+    await asyncio.gather(*(claimer(f"w{i}") for i in range(4)))
+    assert sorted(c.response_id for c in claimed) == sorted(ids)
+
+
 def test_one_outage_predicate_tells_outages_from_permanent_errors() -> None:
     from sqlalchemy.exc import IntegrityError, OperationalError
 

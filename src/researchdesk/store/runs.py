@@ -26,7 +26,7 @@ from researchdesk.agent.steps import Step
 from researchdesk.status import Status, can_transition
 from researchdesk.store.db import db_epoch
 from researchdesk.store.events import Event, append_events, insert_events
-from researchdesk.store.models import RESPONSES, STEPS, EventRow, ResponseRow
+from researchdesk.store.models import EVENTS, RESPONSES, STEPS, EventRow, ResponseRow
 from researchdesk.store.responses import now
 from researchdesk.store.steps import step_to_dict
 
@@ -66,52 +66,83 @@ def _claimable() -> list[tuple[ColumnElement[bool], list[UnaryExpression[Any]]]]
 
 
 async def claim_next(session: AsyncSession, worker_id: str, lease_seconds: float) -> Claim | None:
-    """Claim a run whose lease expired, else the oldest queued run (see `_claimable`).
+    """Claim one run (see `claim_runs`)."""
+    claims = await claim_runs(session, worker_id, lease_seconds, limit=1)
+    return claims[0] if claims else None
 
-    PostgreSQL locks the candidate with `FOR UPDATE SKIP LOCKED` so concurrent claimers never
+
+async def claim_runs(
+    session: AsyncSession, worker_id: str, lease_seconds: float, *, limit: int
+) -> list[Claim]:
+    """Claim up to `limit` runs: those whose lease expired, then the oldest queued (`_claimable`).
+
+    One statement claims a whole batch, so that an idle worker fills its free slots at once
+    rather than one transaction at a time while its running runs keep its event loop busy.
+    PostgreSQL locks the candidates with `FOR UPDATE SKIP LOCKED` so concurrent claimers never
     pick the same row. On SQLite the first UPDATE is the transaction's first statement, so it
     takes the database's write lock at once (what `BEGIN IMMEDIATE` would do): claimers serialise.
     """
-    row = None
-    for statement in _claim_statements(worker_id, lease_seconds):
-        row = (await session.execute(statement)).one_or_none()
-        if row is not None:
-            break
-    if row is None:
-        return None
-    response_id, attempt, seq = row
-    await _log(
-        session, response_id, seq, "response.in_progress", {"attempt": attempt, "worker": worker_id}
-    )
-    return Claim(response_id, attempt)
-
-
-def _claim_statements(worker_id: str, lease_seconds: float) -> list[ReturningUpdate[str, int, int]]:
-    """The UPDATEs `claim_next` tries in turn; each claims at most one run and returns it."""
-    statements: list[ReturningUpdate[str, int, int]] = []
+    claimed: list[tuple[str, int, int]] = []
     for condition, order in _claimable():
-        candidate = (
-            select(ResponseRow.id)
-            .where(condition)
-            .order_by(*order)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
+        if len(claimed) >= limit:
+            break
+        statement = _claim_statement(
+            worker_id, lease_seconds, condition, order, limit - len(claimed)
         )
-        statements.append(
-            update(ResponseRow)
-            .where(ResponseRow.id == candidate, condition)
-            .values(
-                status=Status.IN_PROGRESS,
-                attempt=ResponseRow.attempt + 1,
-                lease_owner=worker_id,
-                lease_expires_at=db_epoch() + lease_seconds,
-                event_seq=ResponseRow.event_seq + 1,
-            )
-            .returning(ResponseRow.id, ResponseRow.attempt, ResponseRow.event_seq)
-            .execution_options(synchronize_session=False)
+        claimed.extend(
+            (rid, attempt, seq) for rid, attempt, seq in await session.execute(statement)
         )
-    return statements
+    if claimed:
+        now_ = now()
+        events = [
+            {
+                "response_id": response_id,
+                "sequence_number": seq,
+                "type": "response.in_progress",
+                "data": {"attempt": attempt, "worker": worker_id},
+                "created_at": now_,
+            }
+            for response_id, attempt, seq in claimed
+        ]
+        await session.execute(insert(EVENTS), events)
+    return [Claim(response_id, attempt) for response_id, attempt, _seq in claimed]
+
+
+def _claim_statement(
+    worker_id: str,
+    lease_seconds: float,
+    condition: ColumnElement[bool],
+    order: list[UnaryExpression[Any]],
+    limit: int,
+) -> ReturningUpdate[str, int, int]:
+    """An UPDATE that claims up to `limit` runs matching `condition`, taken in `order`.
+
+    The candidates are a materialized CTE: PostgreSQL may run a `LIMIT … SKIP LOCKED` subquery
+    of an `IN` more than once, each time skipping the rows the last run locked, and claim more
+    than `limit` runs.
+    """
+    candidates = (
+        select(ResponseRow.id)
+        .where(condition)
+        .order_by(*order)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("candidates")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
+    )
+    return (
+        update(ResponseRow)
+        .where(ResponseRow.id.in_(select(candidates.c.id)), condition)
+        .values(
+            status=Status.IN_PROGRESS,
+            attempt=ResponseRow.attempt + 1,
+            lease_owner=worker_id,
+            lease_expires_at=db_epoch() + lease_seconds,
+            event_seq=ResponseRow.event_seq + 1,
+        )
+        .returning(ResponseRow.id, ResponseRow.attempt, ResponseRow.event_seq)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def _log(
