@@ -90,7 +90,7 @@ _NOT_MODIFIED: dict[str, Any] = {
 )
 async def create_response(
     request: Request, state: StateDep, session: SessionDep, owner: OwnerDep
-) -> dict[str, Any] | StreamingResponse:
+) -> Response:
     """Accept a research request: stored and committed before this returns."""
     raw = parse_json_body(await request.body())
     body = validate_create(raw, state.settings)
@@ -104,7 +104,7 @@ async def create_response(
         row = await service.wait_until_done(
             state, session, row, state.settings.sync_timeout_seconds
         )
-    return await service.render(session, row)
+    return Response(await service.render(session, row), media_type=_JSON)
 
 
 @router.get(

@@ -221,10 +221,17 @@ async def get(
     return row
 
 
-async def render(session: AsyncSession, row: ResponseRow) -> dict[str, Any]:
-    """The public object of `row` with its journal (rendered afresh, never stored)."""
-    return render_response(
-        row, await load_steps(session, row.id), await ledger.spent_micros(session, row.id)
+async def render(session: AsyncSession, row: ResponseRow) -> bytes:
+    """The public object of `row` with its journal, as JSON (rendered afresh, never stored).
+
+    A queued response was never claimed: it has no steps and no charges, so it needs no query.
+    """
+    if Status(row.status) is Status.QUEUED:
+        return dump_json(render_response(row, [], 0))
+    return dump_json(
+        render_response(
+            row, await load_steps(session, row.id), await ledger.spent_micros(session, row.id)
+        )
     )
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import (
     cast,
     delete,
     func,
+    insert,
     or_,
     select,
     tuple_,
@@ -28,8 +29,8 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
 from researchdesk.status import Status
-from researchdesk.store.events import append_events
-from researchdesk.store.models import LedgerRow, ResponseRow, StepRow
+from researchdesk.store.events import Event, append_events, insert_events
+from researchdesk.store.models import RESPONSES, LedgerRow, ResponseRow, StepRow
 
 
 @dataclass(frozen=True)
@@ -86,15 +87,18 @@ def new_response(
     )
 
 
+_CREATED: list[Event] = [("response.created", {"status": Status.QUEUED}), ("response.queued", {})]
+_INSERT = insert(RESPONSES)
+_COLUMNS = [(attr.key, attr.columns[0].key) for attr in ResponseRow.__mapper__.column_attrs]
+"""Each attribute of a response row and the column it is stored in."""
+
+
 async def insert_response(session: AsyncSession, row: ResponseRow) -> ResponseRow:
-    """Add a new queued response and its first events."""
-    session.add(row)
-    await session.flush()
-    await append_events(
-        session,
-        row.id,
-        [("response.created", {"status": Status.QUEUED}), ("response.queued", {})],
-    )
+    """Add a new queued response and its first events (two Core INSERTs: the row is not added
+    to the session, whose unit of work would cost more than the statements)."""
+    row.event_seq = len(_CREATED) - 1
+    await session.execute(_INSERT, {column: getattr(row, key) for key, column in _COLUMNS})
+    await insert_events(session, row.id, row.event_seq, _CREATED)
     return row
 
 
