@@ -16,6 +16,8 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
 from sqlalchemy.types import Float
 
+from researchdesk.store.session import CompletingSession
+
 
 def normalize_url(url: str) -> str:
     """Map plain `sqlite://` and `postgresql://` URLs onto the async drivers."""
@@ -54,8 +56,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions that keep loaded objects usable after commit."""
-    return async_sessionmaker(engine, expire_on_commit=False)
+    """Sessions that keep loaded objects usable after commit and whose every database call
+    finishes even when its caller is cancelled (see `store.session`): no cancellation can
+    leave a connection, or SQLite's write lock, held."""
+    return async_sessionmaker(engine, class_=CompletingSession, expire_on_commit=False)
 
 
 class db_epoch(FunctionElement[float]):
