@@ -14,6 +14,7 @@ import random
 import sqlite3
 import time
 
+import anyio
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -151,5 +152,29 @@ async def test_a_write_cancelled_at_any_point_commits_whole_or_not_at_all(sqlite
                 await session.scalars(select(CacheRow.value).where(CacheRow.key.like("t%")))
             ).all()
         assert set(values) <= {"whole"}
+    finally:
+        await engine.dispose()
+
+
+async def test_a_call_cancelled_through_an_anyio_scope_completes_then_stops(
+    sqlite_url: str,
+) -> None:
+    """Starlette cancels a streaming response's task through an anyio scope, again and again."""
+    engine = create_engine(sqlite_url)
+    try:
+        await upgrade_to_head(engine)
+        sessions = create_sessionmaker(engine)
+        reached = False
+        with anyio.CancelScope() as scope:
+            async with sessions() as session, session.begin():
+                session.add(CacheRow(key="scoped", value="v", expires_at=0.0))
+                scope.cancel()
+                await session.flush()  # runs to completion, then the cancellation lands
+                reached = True
+        assert scope.cancelled_caught
+        assert not reached
+        await _assert_progress(sessions)
+        async with sessions() as session:
+            assert await session.get(CacheRow, "scoped") is None
     finally:
         await engine.dispose()

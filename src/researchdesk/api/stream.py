@@ -35,6 +35,11 @@ async def event_stream(
     """Every event after `starting_after`, then new ones as they happen, until a terminal one."""
     cursor = starting_after
     while True:
+        # Frames are built in the session and sent after it closed: a client that stops
+        # reading must not keep a database connection checked out (Starlette leaves the
+        # generator of a disconnected stream suspended until it is garbage-collected).
+        frames: list[str] = []
+        ended = False
         async with state.sessions() as session:
             # The row first: if it is terminal, the events read after it include the last one.
             row = await session.get(ResponseRow, response_id)
@@ -44,11 +49,15 @@ async def event_stream(
             journal: list[tuple[list[Step], int]] = []  # read at most once per batch
             for event in rows:
                 cursor = event.sequence_number
-                yield sse(await _wire_event(session, row, event, journal))
+                frames.append(sse(await _wire_event(session, row, event, journal)))
                 if event.type in _TERMINAL_EVENTS:
-                    return
-            if not rows and Status(row.status).terminal:
-                return
+                    ended = True
+                    break
+            ended = ended or (not rows and Status(row.status).terminal)
+        for frame in frames:
+            yield frame
+        if ended:
+            return
         if not rows:
             await state.notifier.wait_changed(response_id, state.settings.poll_interval_seconds)
 

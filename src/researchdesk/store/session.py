@@ -19,6 +19,7 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+import anyio
 from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
 
 _T = TypeVar("_T")
@@ -27,19 +28,22 @@ _T = TypeVar("_T")
 async def run_to_completion(coro: Coroutine[Any, Any, _T]) -> _T:
     """Await `coro` in its own task; a cancellation waits for it, then is re-raised."""
     task = asyncio.create_task(coro)
-    cancelled: asyncio.CancelledError | None = None
-    while True:
-        try:
-            await asyncio.wait({task})
-        except asyncio.CancelledError as exc:
-            cancelled = exc
-            continue
-        break
-    if cancelled is not None:
-        if not task.cancelled() and task.exception() is not None:
-            cancelled.__context__ = task.exception()
-        raise cancelled
-    return task.result()
+    try:
+        await asyncio.wait({task})
+        return task.result()
+    except asyncio.CancelledError as exc:
+        cancelled = exc
+    # anyio (Starlette's streaming responses) cancels a task of a cancelled scope again at
+    # every turn of the loop while it waits; a shielded scope stops that busy loop.
+    with anyio.CancelScope(shield=True):
+        while not task.done():
+            try:
+                await asyncio.wait({task})
+            except asyncio.CancelledError as exc:
+                cancelled = exc
+    if not task.cancelled() and task.exception() is not None:
+        cancelled.__context__ = task.exception()
+    raise cancelled
 
 
 class CompletingTransaction(AsyncSessionTransaction):
