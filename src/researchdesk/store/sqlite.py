@@ -39,9 +39,8 @@ _PRAGMAS = (
     "PRAGMA synchronous=NORMAL",  # durable at each checkpoint, fsync-free commits in WAL
     "PRAGMA foreign_keys=ON",
     "PRAGMA temp_store=MEMORY",
-    # Reads served from the OS page cache, shared by all connections, instead of each
-    # connection's own cache (which stays at SQLite's default 2 MiB).
-    "PRAGMA mmap_size=268435456",
+    # cache_size stays at SQLite's 2 MiB per connection and mmap off: the OS page cache
+    # already holds the file, and mapped pages would count in the process's RSS.
 )
 
 _WRITE = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER|SAVEPOINT)\b", re.I)
