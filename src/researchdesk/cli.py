@@ -5,13 +5,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
+from typing import TYPE_CHECKING
 
 import uvicorn
 
-from researchdesk.config import Settings
-from researchdesk.store.db import create_engine
+from researchdesk.config import MAX_WORKER_CONCURRENCY, Settings
+from researchdesk.store.db import create_engine, is_sqlite
 from researchdesk.store.migrate import upgrade_to_head
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+# How `serve --workers N` tells its API processes whether to run a worker too.
+_NO_WORKER_ENV = "RESEARCHDESK_SERVE_NO_WORKER"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,9 +32,21 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--no-worker", action="store_true", help="API only (scale-out)")
+    serve.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="API processes (PostgreSQL only); each also runs a worker unless --no-worker",
+    )
 
     worker = commands.add_parser("worker", help="run workers only (scale-out)")
-    worker.add_argument("--concurrency", type=int, default=None, help="runs at once")
+    worker.add_argument(
+        "--concurrency",
+        type=_concurrency,
+        default=None,
+        help=f"runs at once, 1 to {MAX_WORKER_CONCURRENCY} "
+        "(default: RESEARCHDESK_WORKER_CONCURRENCY)",
+    )
 
     commands.add_parser("migrate", help="apply database migrations and exit")
 
@@ -38,7 +58,15 @@ def main(argv: list[str] | None = None) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     if args.command == "serve":
-        return _serve(Settings(), args.host, args.port, run_worker=not args.no_worker)
+        settings = Settings()
+        if args.workers > 1 and is_sqlite(settings.database_url):
+            parser.error(
+                "--workers needs PostgreSQL: SQLite takes one writer at a time, queued within "
+                "one process; run one `serve` (and `worker` processes if need be)"
+            )
+        return _serve(
+            settings, args.host, args.port, run_worker=not args.no_worker, workers=args.workers
+        )
     if args.command == "worker":
         from researchdesk.worker.main import run_worker  # keeps `migrate` light
 
@@ -55,12 +83,51 @@ def main(argv: list[str] | None = None) -> int:
     parser.error(f"unknown command {args.command}")
 
 
-def _serve(settings: Settings, host: str, port: int, *, run_worker: bool) -> int:
-    from researchdesk.api.app import create_app  # keeps `migrate` light
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
-    app = create_app(settings, run_worker=run_worker)
-    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=10)
+
+def _concurrency(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= MAX_WORKER_CONCURRENCY:
+        raise argparse.ArgumentTypeError(
+            f"must be from 1 to {MAX_WORKER_CONCURRENCY} "
+            f"(the limit of RESEARCHDESK_WORKER_CONCURRENCY too), not {value}"
+        )
+    return value
+
+
+def _serve(settings: Settings, host: str, port: int, *, run_worker: bool, workers: int) -> int:
+    if workers == 1:
+        from researchdesk.api.app import create_app  # keeps `migrate` light
+
+        app = create_app(settings, run_worker=run_worker)
+        uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=10)
+        return 0
+    # Migrate once, here, before the API processes start (they do not migrate).
+    asyncio.run(_migrate(settings))
+    os.environ[_NO_WORKER_ENV] = "0" if run_worker else "1"
+    uvicorn.run(
+        "researchdesk.cli:app_factory",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        log_level="info",
+        timeout_graceful_shutdown=10,
+    )
     return 0
+
+
+def app_factory() -> FastAPI:
+    """The app of one of `serve --workers N`'s processes (uvicorn imports it by name)."""
+    from researchdesk.api.app import create_app
+
+    run_worker = os.environ.get(_NO_WORKER_ENV) != "1"
+    return create_app(Settings(), run_worker=run_worker, migrate=False)
 
 
 async def _migrate(settings: Settings) -> None:

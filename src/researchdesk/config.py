@@ -8,6 +8,10 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+MAX_WORKER_CONCURRENCY = 10_000
+"""The most runs one worker process may drive at once (`RESEARCHDESK_WORKER_CONCURRENCY`,
+`researchdesk worker --concurrency`): one limit for both."""
+
 
 class Settings(BaseSettings):
     """Every tunable of the service; environment variables use the `RESEARCHDESK_` prefix."""
@@ -37,7 +41,7 @@ class Settings(BaseSettings):
     api_keys: str | None = None
     """Comma-separated bearer keys; unset means the API is open (local use)."""
 
-    worker_concurrency: int = Field(default=4, ge=1, le=256)
+    worker_concurrency: int = Field(default=4, ge=1, le=MAX_WORKER_CONCURRENCY)
     lease_seconds: float = Field(default=30.0, gt=0)
     poll_interval_seconds: float = Field(default=1.0, gt=0)
     max_attempts: int = Field(default=3, ge=1)

@@ -37,6 +37,11 @@ async def event_stream(
     """Every event after `starting_after`, then new ones as they happen, until a terminal one."""
     cursor = starting_after
     while True:
+        # Frames are built in the session and sent after it closed: a client that stops
+        # reading must not keep a database connection checked out (Starlette leaves the
+        # generator of a disconnected stream suspended until it is garbage-collected).
+        frames: list[str] = []
+        ended = False
         async with state.sessions() as session:
             # The row first: if it is terminal, the events read after it include the last one.
             row = await session.get(ResponseRow, response_id)
@@ -48,11 +53,15 @@ async def event_stream(
                 cursor = event.sequence_number
                 if event.type in _TERMINAL_EVENTS:
                     final = await _final_frame(session, row.id, event)
-                    yield final or sse(await _wire_event(session, row, event, journal))
-                    return
-                yield sse(await _wire_event(session, row, event, journal))
-            if not rows and Status(row.status).terminal:
-                return
+                    frames.append(final or sse(await _wire_event(session, row, event, journal)))
+                    ended = True
+                    break
+                frames.append(sse(await _wire_event(session, row, event, journal)))
+            ended = ended or (not rows and Status(row.status).terminal)
+        for frame in frames:
+            yield frame
+        if ended:
+            return
         if not rows:
             await state.notifier.wait_changed(response_id, state.settings.poll_interval_seconds)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -15,6 +14,9 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
 from sqlalchemy.types import Float
+
+from researchdesk.store.session import CompletingSession
+from researchdesk.store.sqlite import create_sqlite_engine
 
 
 def normalize_url(url: str) -> str:
@@ -33,29 +35,18 @@ def is_sqlite(url: str) -> bool:
 
 
 def create_engine(url: str) -> AsyncEngine:
-    """An async engine; SQLite gets WAL, a busy timeout and foreign keys on every connection."""
+    """An async engine; on SQLite, WAL, pragmas and one writer at a time (`store.sqlite`)."""
     url = normalize_url(url)
-    kwargs: dict[str, Any] = {}
-    if not is_sqlite(url):
-        kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=10)
-    engine = create_async_engine(url, **kwargs)
     if is_sqlite(url):
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-    return engine
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
+        return create_sqlite_engine(url)
+    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions that keep loaded objects usable after commit."""
-    return async_sessionmaker(engine, expire_on_commit=False)
+    """Sessions that keep loaded objects usable after commit and whose every database call
+    finishes even when its caller is cancelled (see `store.session`): no cancellation can
+    leave a connection, or SQLite's write lock, held."""
+    return async_sessionmaker(engine, class_=CompletingSession, expire_on_commit=False)
 
 
 class db_epoch(FunctionElement[float]):

@@ -1,12 +1,16 @@
-"""What counts as a database outage: the one predicate the API and the workers share.
+"""What counts as a database outage, and what as any database error.
 
-An outage is worth waiting out (the API answers 503, a worker leaves its run to be resumed);
-any other database error, such as a constraint violation, is a bug or a conflict and is not.
+An outage is worth waiting out: the API answers 503. A worker is more forgiving: whatever
+database error stops a step (an outage, or anything else the database or its driver raised)
+leaves the run for its lease to expire and another attempt to resume it from its journal;
+a run that keeps failing so ends after `max_attempts`, not at the first error.
 """
 
 from __future__ import annotations
 
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+import sqlite3
+
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 # Modules whose frames, in an OSError's traceback, mean the database connection failed.
@@ -27,6 +31,17 @@ def is_database_outage(exc: BaseException) -> bool:
         return exc.connection_invalidated
     # asyncpg's raw socket errors and timeouts (TimeoutError is an OSError) from database code.
     return isinstance(exc, OSError) and _raised_in_database_code(exc)
+
+
+def is_database_error(exc: BaseException) -> bool:
+    """Whether `exc` (or every exception of a group) came from the database or its driver."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(is_database_error(inner) for inner in exc.exceptions)
+    if isinstance(exc, SQLAlchemyError | sqlite3.Error) or is_database_outage(exc):
+        return True
+    # asyncpg's own errors, when raised outside SQLAlchemy (its module is not imported here:
+    # SQLite-only installs may run without it).
+    return type(exc).__module__.split(".")[0] == "asyncpg"
 
 
 def _raised_in_database_code(exc: BaseException) -> bool:

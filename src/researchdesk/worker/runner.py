@@ -11,7 +11,7 @@ from researchdesk.pricing.models import Price
 from researchdesk.pricing.routing import PRICE_PARAM
 from researchdesk.status import Status
 from researchdesk.store import runs
-from researchdesk.store.outage import is_database_outage
+from researchdesk.store.outage import is_database_error
 from researchdesk.store.steps import load_steps, load_steps_for
 from researchdesk.worker.budget import RunBudget
 from researchdesk.worker.deps import WorkerDeps
@@ -92,10 +92,15 @@ class RunHandle:
         error = task.exception()
         if error is not None and _all_lease_lost(error):
             raise runs.LeaseLost(self.claim.response_id)
-        if error is not None and is_database_outage(error):
-            # The database went away mid-run: write nothing; once the lease expires, a worker
-            # (maybe this one) claims the run again and resumes it from its journal.
-            logger.warning("run %s: database unavailable, leaving it to be resumed", self.claim)
+        if error is not None and _database_failure(error):
+            # A step's database write failed (an outage, a lock, a closed connection...):
+            # write nothing; once the lease expires, a worker (maybe this one) claims the run
+            # again and resumes it from its journal. `max_attempts` bounds the retries.
+            logger.warning(
+                "run %s: database error, leaving it to be resumed",
+                self.claim.response_id,
+                exc_info=error,
+            )
             return
         if error is not None:
             logger.error("run %s crashed", self.claim.response_id, exc_info=error)
@@ -113,14 +118,14 @@ class RunHandle:
                 assert_never(outcome)
 
     async def _write(self, status: Status, **fields: Any) -> None:
-        """The terminal write, retried through brief database outages."""
+        """The terminal write, retried through brief database errors."""
         for attempt in range(_FINISH_TRIES):
             try:
                 async with self._sessions() as session, session.begin():
                     await runs.finish(session, self.claim, status, **fields)
                 return
             except Exception as exc:
-                if not is_database_outage(exc) or attempt == _FINISH_TRIES - 1:
+                if not is_database_error(exc) or attempt == _FINISH_TRIES - 1:
                     raise
                 logger.warning("run %s: terminal write failed, retrying", self.claim.response_id)
                 await asyncio.sleep(self._settings.lease_seconds / 10)
@@ -141,13 +146,21 @@ class RunHandle:
                 self.stop()
                 return
             except Exception as exc:
-                if not is_database_outage(exc):
+                if not is_database_error(exc):
                     raise
-                logger.warning("run %s: heartbeat failed", self.claim.response_id)
+                # The lease outlives two missed beats; the next one may well succeed.
+                logger.warning("run %s: heartbeat failed", self.claim.response_id, exc_info=True)
                 continue
             if cancel:
                 self.stop(cancel=True)
                 return
+
+
+def _database_failure(error: BaseException) -> bool:
+    """Whether `error` is a database error, alone or in a group (maybe with lost leases)."""
+    if isinstance(error, BaseExceptionGroup):
+        return all(_database_failure(inner) for inner in error.exceptions)
+    return is_database_error(error) or isinstance(error, runs.LeaseLost)
 
 
 def _all_lease_lost(error: BaseException) -> bool:
