@@ -43,6 +43,8 @@ class RunBudget:
         self._money_known: tuple[int, int] | None = None
         """The run's cap and what it has committed, in micro-USD: read once, then kept in step
         with this run's own ledger writes (nobody else writes a claimed run's ledger)."""
+        self._priced: tuple[int, ledger.Charge] | None = None
+        """The priced charge of the open reservation: (ledger call index, charge)."""
         self._settling = 0
         """What the charge being committed adds to the committed money (charge − reservation)."""
 
@@ -108,15 +110,16 @@ class RunBudget:
         if self._money_known is not None:
             self._money_known = (self._money_known[0], reserved.spent_micros)
         self._open = (reserved.call_index, amount)
+        self._priced = None
         return max_tokens
 
-    async def settle(self, session: AsyncSession, step: LLMStep) -> None:
-        """Turn the open reservation into the call's charge, inside the step's transaction."""
+    async def price(self, step: LLMStep) -> None:
+        """Price the open reservation's call from its usage, before the step's transaction: the
+        catalog may be refetched over the network, which no open transaction should wait on."""
         if self._open is None:
             return
         index, reserved = self._open
-        catalog = await self._prices.get()
-        charge = _charge(catalog, self._model, step, reserved)
+        charge = _charge(await self._prices.get(), self._model, step, reserved)
         if charge.amount_micros > reserved:
             logger.warning(
                 "run %s: call cost %d µUSD over its reservation of %d",
@@ -124,8 +127,14 @@ class RunBudget:
                 charge.amount_micros,
                 reserved,
             )
-        await ledger.settle(session, self._claim.response_id, index, charge)
+        self._priced = (index, charge)
         self._settling = charge.amount_micros - reserved
+
+    async def settle(self, session: AsyncSession) -> None:
+        """Turn the open reservation into the call's charge (`price`), in the step's transaction."""
+        if self._priced is not None:
+            index, charge = self._priced
+            await ledger.settle(session, self._claim.response_id, index, charge)
 
     async def refund(self) -> None:
         """Release the open reservation of a call the endpoint refused (nothing was used)."""
@@ -145,6 +154,7 @@ class RunBudget:
         """The step's transaction committed: no reservation is open any more."""
         self._committed(self._settling)
         self._settling = 0
+        self._priced = None
         self._open = None
 
     def _committed(self, change: int) -> None:

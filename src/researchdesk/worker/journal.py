@@ -38,10 +38,12 @@ class DatabaseJournal:
                 continue
             events.append(("response.output_item.done", {"output_index": index, "item": item}))
         seq = len(self._output.steps)
+        if isinstance(step, LLMStep):
+            await self._budget.price(step)
         async with self._sessions() as session, session.begin():
             await runs.record_step(session, self._claim, seq, step, events)
             if isinstance(step, LLMStep):
-                await self._budget.settle(session, step)
+                await self._budget.settle(session)
         if isinstance(step, LLMStep):
             self._budget.settled()
         self._output = after
