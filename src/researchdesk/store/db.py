@@ -39,7 +39,7 @@ def create_engine(url: str) -> AsyncEngine:
     url = normalize_url(url)
     if is_sqlite(url):
         return create_sqlite_engine(url)
-    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_async_engine(url, pool_size=10, max_overflow=10, pool_recycle=300)
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
