@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from researchdesk.agent.steps import LLMStep, Step, TokenUsage, ToolCallRequest, ToolStep
 from researchdesk.api import service
+from researchdesk.api.output import OutputCache
 from researchdesk.api.render import render_response
 from researchdesk.status import Status
 from researchdesk.store import ledger
@@ -261,6 +262,37 @@ async def test_a_running_response_gets_a_new_tag_whenever_it_changes(
         final = await service.read(session, None, response_id, tags[-1])
     assert final.body == await as_fastapi_served(sessions, response_id)
     assert final.etag.startswith('"')
+
+
+async def test_a_running_response_is_rendered_from_the_steps_since_the_last_read(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sessions = create_sessionmaker(engine)
+    response_id = await add_response(sessions)
+    await set_status(sessions, response_id, Status.IN_PROGRESS)
+    outputs = OutputCache()
+    loaded: list[int] = []
+
+    async def counting_load(session: AsyncSession, rid: str, *, after: int = 0) -> list[Step]:
+        steps = await load_steps(session, rid, after=after)
+        loaded.append(len(steps))
+        return steps
+
+    monkeypatch.setattr(service, "load_steps", counting_load)
+    steps = journal()
+    for count in range(1, len(steps) + 1):
+        await add_steps(sessions, response_id, steps[count - 1 : count], first=count - 1)
+        await charge(sessions, response_id, count - 1, 10 * count)
+        async with sessions() as session:
+            current = await service.read(session, None, response_id, outputs=outputs)
+        assert current.body == await as_fastapi_served(sessions, response_id)
+    assert loaded == [1] * len(steps)  # each read loaded only the step journaled since the last
+
+    await set_status(sessions, response_id, Status.COMPLETED, completed_at=1.0)
+    async with sessions() as session:
+        final = await service.read(session, None, response_id, outputs=outputs)
+    assert final.body == await as_fastapi_served(sessions, response_id)
+    assert outputs.get(response_id).steps == ()  # forgotten once final
 
 
 async def test_the_list_splices_stored_objects_into_the_page_it_rendered_before(

@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from researchdesk.api.output import OutputCache
 from researchdesk.config import Settings
 from researchdesk.errors import Unauthorized
 from researchdesk.pricing.source import CatalogSource
@@ -26,6 +27,8 @@ class AppState:
     notifier: Notifier
     prices: CatalogSource
     key_hashes: tuple[str, ...]
+    outputs: OutputCache = field(default_factory=OutputCache)
+    """Outputs of responses in progress, kept between reads (see `service.read`)."""
 
 
 def key_hash(key: str) -> str:

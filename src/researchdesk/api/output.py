@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -85,6 +86,35 @@ class RunningOutput:
         elif isinstance(step, NoteStep) and step.purpose == FIX_CITATIONS:
             return RunningOutput(steps)  # the answer it corrects leaves the output
         return following
+
+
+class OutputCache:
+    """The output of responses in progress, kept between reads (least recently read dropped
+    first), so that a client polling a long run costs a render of the steps journaled since
+    its last read, not of the whole journal. Steps are only ever appended to a journal."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self._size = size
+        self._entries: OrderedDict[str, RunningOutput] = OrderedDict()
+
+    def get(self, response_id: str) -> RunningOutput:
+        """The output last kept for the response (no steps when there is none)."""
+        output = self._entries.get(response_id)
+        if output is None:
+            return RunningOutput()
+        self._entries.move_to_end(response_id)
+        return output
+
+    def put(self, response_id: str, output: RunningOutput) -> None:
+        """Keep `output` as the response's latest."""
+        self._entries[response_id] = output
+        self._entries.move_to_end(response_id)
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+    def drop(self, response_id: str) -> None:
+        """Forget the response (it ended: its final object is stored)."""
+        self._entries.pop(response_id, None)
 
 
 def _tool_item(step: ToolStep, position: int, call_id: str) -> dict[str, Any]:

@@ -53,9 +53,15 @@ def dump_json(content: Any) -> bytes:
 
 
 def render_response(
-    row: Renderable, steps: list[Step], spent_micros: int, *, status: Status | None = None
+    row: Renderable,
+    steps: list[Step],
+    spent_micros: int,
+    *,
+    status: Status | None = None,
+    output: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The public response object for `row`, as of its journaled `steps`."""
+    """The public response object for `row`, as of its journaled `steps` (whose `output` items,
+    when given, were built as they were journaled: `output.RunningOutput`)."""
     status = status or Status(row.status)
     return {
         "id": row.id,
@@ -69,7 +75,9 @@ def render_response(
         "session_id": row.session_id,
         "max_cost_usd": format_usd(row.max_cost_micros),
         "instructions": row.instructions,
-        "output": output_items(steps, final_status=_item_status(status)),
+        "output": (
+            output if output is not None else output_items(steps, final_status=_item_status(status))
+        ),
         "error": row.error if status is Status.FAILED else None,
         "incomplete_details": (
             {"reason": row.incomplete_reason} if status is Status.INCOMPLETE else None

@@ -133,7 +133,7 @@ async def retrieve_response(
             media_type="text/event-stream",
             headers=_SSE_HEADERS,
         )
-    current = await service.read(session, owner, response_id, if_none_match)
+    current = await service.read(session, owner, response_id, if_none_match, state.outputs)
     headers = {"ETag": current.etag, **CACHE_HEADERS}
     if current.body is None:
         return Response(status_code=304, headers=headers)

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from researchdesk.api.conditional import none_match, strong_tag, weak_tag
 from researchdesk.api.deps import AppState
+from researchdesk.api.output import OutputCache, RunningOutput
 from researchdesk.api.render import dump_json, render_response
 from researchdesk.api.schemas import CreateResponseRequest, normalize_input
 from researchdesk.errors import Conflict, InvalidRequest, NotFound
@@ -245,18 +246,25 @@ class Representation:
 
 
 async def read(
-    session: AsyncSession, owner: str | None, response_id: str, if_none_match: str | None = None
+    session: AsyncSession,
+    owner: str | None,
+    response_id: str,
+    if_none_match: str | None = None,
+    outputs: OutputCache | None = None,
 ) -> Representation:
     """The response as it is now, as JSON bytes, unless `if_none_match` names its current tag.
 
     A final response is rendered once, stored, and served as stored from then on (one query).
-    One in progress is rendered from its journal; its weak tag comes from the row alone, so a
-    client whose copy is current costs one query too.
+    One in progress is rendered from its journal, incrementally with `outputs`: only the steps
+    journaled since the last read are loaded and rendered; its weak tag comes from the row
+    alone, so a client whose copy is current costs one query too.
     """
     stored = await store.find_stored(session, response_id, owner)
     if stored is None:
         raise NotFound(f"No response found with id '{response_id}'.", param="response_id")
     status = Status(stored.status)
+    if status.terminal and outputs is not None:
+        outputs.drop(stored.id)
     if stored.rendered is not None:
         body = stored.rendered.encode()
     elif status.terminal:
@@ -267,10 +275,15 @@ async def read(
         tag = weak_tag(status.value, stored.event_seq, stored.step_count, stored.spent_micros)
         if none_match(if_none_match, tag):
             return Representation(status, tag, None)
-        steps = await load_steps(session, stored.id)
-        return Representation(
-            status, tag, dump_json(render_response(stored, steps, stored.spent_micros))
+        running = outputs.get(stored.id) if outputs is not None else RunningOutput()
+        for step in await load_steps(session, stored.id, after=len(running.steps)):
+            running = running.plus(step)
+        if outputs is not None:
+            outputs.put(stored.id, running)
+        current = render_response(
+            stored, list(running.steps), stored.spent_micros, output=running.items
         )
+        return Representation(status, tag, dump_json(current))
     tag = strong_tag(body)
     return Representation(status, tag, None if none_match(if_none_match, tag) else body)
 

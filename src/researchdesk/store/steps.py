@@ -13,9 +13,14 @@ from researchdesk.store.models import StepRow
 from researchdesk.tools.base import PaperRef
 
 
-async def load_steps(session: AsyncSession, response_id: str) -> list[Step]:
-    """Every journaled step of a response, in order."""
-    return (await load_steps_for(session, [response_id])).get(response_id, [])
+async def load_steps(session: AsyncSession, response_id: str, *, after: int = 0) -> list[Step]:
+    """The journaled steps of a response in order, all of them or those from number `after`."""
+    statement = (
+        select(StepRow.kind, StepRow.data)
+        .where(StepRow.response_id == response_id, StepRow.seq >= after)
+        .order_by(StepRow.seq)
+    )
+    return [step_from_dict(kind, data) for kind, data in await session.execute(statement)]
 
 
 async def load_steps_for(
