@@ -33,7 +33,7 @@ class DatabaseCache:
     async def get(self, key: str) -> str | None:
         """The cached value unless it expired."""
         try:
-            async with self._sessions() as session:
+            async with self._sessions() as session, session.begin():
                 row = await session.get(CacheRow, self._key(key))
         except SQLAlchemyError:
             logger.warning("tool cache read failed", exc_info=True)
