@@ -30,7 +30,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from researchdesk.status import Status
 from researchdesk.store.events import Event, append_events, insert_events
-from researchdesk.store.models import RESPONSES, LedgerRow, ResponseRow, StepRow
+from researchdesk.store.models import LEDGER, RESPONSES, STEPS, ResponseRow
 
 
 @dataclass(frozen=True)
@@ -278,27 +278,25 @@ async def find_stored(
 
 @functools.cache
 def _stored_statement(*, by_owner: bool) -> Select[Any]:
-    """The query of `find_stored`, built once: it is on every GET's path."""
-    unrendered = ResponseRow.rendered.is_(None)
+    """The query of `find_stored`, built once: it is on every GET's path. On the tables, not
+    the ORM entities: no ORM loading machinery for one row of plain values."""
+    row, ledger_row, step_row = RESPONSES.c, LEDGER.c, STEPS.c
+    unrendered = row.rendered.is_(None)
     spent = (
-        select(func.coalesce(func.sum(LedgerRow.amount_micros), 0))
-        .where(LedgerRow.response_id == ResponseRow.id)
+        select(func.coalesce(func.sum(ledger_row.amount_micros), 0))
+        .where(ledger_row.response_id == row.id)
         .scalar_subquery()
     )
-    steps = (
-        select(func.count())
-        .select_from(StepRow)
-        .where(StepRow.response_id == ResponseRow.id)
-        .scalar_subquery()
-    )
+    steps = select(func.count()).where(step_row.response_id == row.id).scalar_subquery()
+    columns = {attr.key: attr.columns[0] for attr in ResponseRow.__mapper__.column_attrs}
     statement = select(
-        *(getattr(ResponseRow, name) for name in _ROW_FIELDS),
+        *(columns[name].label(name) for name in _ROW_FIELDS),
         # The sums only matter until the response is rendered; the CASE skips them after.
         case((unrendered, spent), else_=0).label("spent_micros"),
         case((unrendered, steps), else_=0).label("step_count"),
-    ).where(ResponseRow.id == bindparam("response_id"))
+    ).where(row.id == bindparam("response_id"))
     if by_owner:
-        statement = statement.where(ResponseRow.owner == bindparam("owner"))
+        statement = statement.where(row.owner == bindparam("owner"))
     return statement
 
 
