@@ -1,6 +1,6 @@
 """Reproduction of issue 11's stall: ~1,000 runs queued in one `serve` on SQLite.
 
-Run: .venv/bin/python bench/sqlite_many_runs.py [--runs 1000] [--chaos 4]
+Run (from the repository root): .venv/bin/python -m bench.sqlite_many_runs [--runs 1000] [--chaos 4]
 One `researchdesk serve` subprocess (API and worker, concurrency 100) on a fresh SQLite file,
 against the loopback fake router (300 ms per LLM call, 3 tool turns per run) and fake Hub. While
 the runs go, `--chaos` client threads cancel random runs and open SSE streams they abandon after
@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from typing import Any
 
 import httpx
 
+from bench.common import free_port
 from researchdesk.testing.hub import FakeHub
 from researchdesk.testing.router import FakeRouter, Step, reply, tool_calls
 
@@ -56,12 +56,6 @@ def chaos(base: str, ids: list[str], stop: threading.Event) -> None:
             except httpx.HTTPError:
                 pass
             stop.wait(0.02)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def main() -> None:

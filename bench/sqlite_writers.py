@@ -1,6 +1,6 @@
 """Benchmark: concurrent `POST /v1/responses` on SQLite (API only): do writers queue in order?
 
-Run: .venv/bin/python bench/sqlite_writers.py [--connections 16] [--requests 1500]
+Run (from the repository root): .venv/bin/python -m bench.sqlite_writers [--connections 16] [--requests 1500]
 A `researchdesk serve --no-worker` subprocess on a fresh SQLite file; client threads with one
 keep-alive connection each post as fast as they can. Prints throughput and latency percentiles.
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,11 +18,7 @@ from pathlib import Path
 
 import httpx
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from bench.common import free_port
 
 
 def main() -> None:
