@@ -8,9 +8,12 @@ CACHE_HEADERS = {"Cache-Control": "no-cache"}
 """Clients may keep a response, but must revalidate it (with its `ETag`) before each use."""
 
 
-def strong_tag(body: bytes) -> str:
-    """The strong tag of a final response: a digest of its exact bytes."""
-    return f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
+def strong_tag(response_id: str, body: bytes) -> str:
+    """The strong tag of a final response. Its bytes are rendered once and never change (a
+    second first reader renders the same bytes), so the tag names the response and their
+    length rather than hashing them on every read."""
+    digest = hashlib.blake2b(f"{response_id}:{len(body)}".encode(), digest_size=16).hexdigest()
+    return f'"{digest}"'
 
 
 def weak_tag(*parts: object) -> str:

@@ -284,7 +284,7 @@ async def read(
             stored, list(running.steps), stored.spent_micros, output=running.items
         )
         return Representation(status, tag, dump_json(current))
-    tag = strong_tag(body)
+    tag = strong_tag(stored.id, body)
     return Representation(status, tag, None if none_match(if_none_match, tag) else body)
 
 

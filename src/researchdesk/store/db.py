@@ -16,7 +16,7 @@ from sqlalchemy.sql.expression import FunctionElement
 from sqlalchemy.types import Float
 
 from researchdesk.store.session import CompletingSession
-from researchdesk.store.sqlite import create_sqlite_engine
+from researchdesk.store.sqlite import POOL_SIZE, create_sqlite_engine
 
 
 def normalize_url(url: str) -> str:
@@ -39,7 +39,8 @@ def create_engine(url: str) -> AsyncEngine:
     url = normalize_url(url)
     if is_sqlite(url):
         return create_sqlite_engine(url)
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_recycle=300)
+    # A fixed pool (see `store.sqlite.POOL_SIZE`): a PostgreSQL connection is a server process.
+    return create_async_engine(url, pool_size=POOL_SIZE, max_overflow=0, pool_recycle=300)
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

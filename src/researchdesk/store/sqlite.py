@@ -33,6 +33,11 @@ from sqlalchemy.util.concurrency import await_
 LOCK_TIMEOUT_SECONDS = 30.0
 """How long a writer waits for the lock: this process's writers, then another process's."""
 
+POOL_SIZE = 20
+"""Connections (each with its thread) a process keeps open, and never more: connections opened
+past a pool's size are closed on return, and under load that churn (a thread, an open, the
+pragmas) cost more than waiting for a pooled one."""
+
 _PRAGMAS = (
     "PRAGMA journal_mode=WAL",  # readers and the writer do not block each other
     f"PRAGMA busy_timeout={int(LOCK_TIMEOUT_SECONDS * 1000)}",  # another process's writer
@@ -133,7 +138,7 @@ def create_sqlite_engine(url: str) -> AsyncEngine:
         await connection  # starts its thread and opens the database
         return connection
 
-    engine = create_async_engine(url, async_creator=connect)
+    engine = create_async_engine(url, async_creator=connect, pool_size=POOL_SIZE, max_overflow=0)
     event.listen(engine.sync_engine, "before_cursor_execute", _begin_write_if_needed)
     return engine
 
