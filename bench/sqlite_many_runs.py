@@ -1,6 +1,7 @@
 """Reproduction of issue 11's stall: ~1,000 runs queued in one `serve` on SQLite.
 
-Run (from the repository root): .venv/bin/python -m bench.sqlite_many_runs [--runs 1000] [--chaos 4]
+Run from the repository root:
+    .venv/bin/python -m bench.sqlite_many_runs [--runs 1000] [--chaos 4]
 One `researchdesk serve` subprocess (API and worker, concurrency 100) on a fresh SQLite file,
 against the loopback fake router (300 ms per LLM call, 3 tool turns per run) and fake Hub. While
 the runs go, `--chaos` client threads cancel random runs and open SSE streams they abandon after

@@ -1,6 +1,7 @@
 """Benchmark: concurrent `POST /v1/responses` on SQLite (API only): do writers queue in order?
 
-Run (from the repository root): .venv/bin/python -m bench.sqlite_writers [--connections 16] [--requests 1500]
+Run from the repository root:
+    .venv/bin/python -m bench.sqlite_writers [--connections 16] [--requests 1500]
 A `researchdesk serve --no-worker` subprocess on a fresh SQLite file; client threads with one
 keep-alive connection each post as fast as they can. Prints throughput and latency percentiles.
 """
