@@ -51,6 +51,16 @@ def free_port() -> int:
         return port
 
 
+def wait_ready(base_url: str, tries: int = 100) -> None:
+    """Poll `base_url`'s `/readyz` until it answers 200 (every 0.2 s, `tries` times)."""
+    for _ in range(tries):
+        try:
+            httpx.get(f"{base_url}/readyz", timeout=1).raise_for_status()
+            return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+
+
 # --- /proc readings ---------------------------------------------------------------------------
 
 

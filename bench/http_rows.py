@@ -70,13 +70,7 @@ def start_cli_serve(
         service_env(database, upstream),
         folder / f"cli-serve-{port}.log",
     ).start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        process.wait_http(f"{url}/readyz")
-    except BaseException:
-        process.stop()
-        raise
-    return process, url
+    return _ready(process, port, "/readyz")
 
 
 def start_bare(folder: Path, document: Path | None = None) -> tuple[Process, str]:
@@ -89,9 +83,14 @@ def start_bare(folder: Path, document: Path | None = None) -> tuple[Process, str
         env,
         folder / f"bare-{port}.log",
     ).start()
+    return _ready(process, port, "/healthz")
+
+
+def _ready(process: Process, port: int, path: str) -> tuple[Process, str]:
+    """The started `process` and its base URL once `path` answers; stopped if it never does."""
     url = f"http://127.0.0.1:{port}"
     try:
-        process.wait_http(f"{url}/healthz")
+        process.wait_http(f"{url}{path}")
     except BaseException:
         process.stop()
         raise

@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import free_port
+from bench.common import free_port, wait_ready
 from researchdesk.testing.hub import FakeHub
 from researchdesk.testing.router import FakeRouter, Step, reply, tool_calls
 
@@ -89,12 +89,7 @@ def main() -> None:
         base = f"http://127.0.0.1:{port}"
         stop = threading.Event()
         try:
-            for _ in range(100):
-                try:
-                    httpx.get(f"{base}/readyz", timeout=1).raise_for_status()
-                    break
-                except httpx.HTTPError:
-                    time.sleep(0.2)
+            wait_ready(base)
             body = {"input": "a question", "background": True}
             with (
                 httpx.Client(base_url=base, timeout=60) as client,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import free_port
+from bench.common import free_port, wait_ready
 
 
 def main() -> None:
@@ -47,12 +47,7 @@ def main() -> None:
     )
     body = {"input": "bench question", "background": True, "metadata": {"k": "v"}}
     try:
-        for _ in range(100):
-            try:
-                httpx.get(f"{base}/readyz", timeout=1).raise_for_status()
-                break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+        wait_ready(base)
         with httpx.Client(base_url=base, timeout=60, limits=limits) as client:
 
             def post(_: int) -> float:
