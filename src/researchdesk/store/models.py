@@ -59,6 +59,8 @@ class ResponseRow(Base):
 
     Deferred: only the read path selects it, so the worker never loads these bytes.
     """
+    live: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    """The message being streamed now (where its deltas go, from which event); NULL otherwise."""
 
     # The list pages by `(created_at, id)` under equality filters, and the claim takes the oldest
     # queued run or the longest-expired lease: each index is one of those reads, in order
