@@ -81,7 +81,10 @@ async def open_worker(
         notifier=core.notifier,
         prices=core.prices,
         agent=Agent(
-            LLMClient(client), [papers], retry=retry, text_tool_calls=settings.text_tool_calls
+            LLMClient(client, stream=settings.llm_stream),
+            [papers],
+            retry=retry,
+            text_tool_calls=settings.text_tool_calls,
         ),
         output=RunningOutput,
     )

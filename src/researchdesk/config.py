@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     max_output_tokens: int = Field(default=4096, ge=16)
     final_answer_max_tokens: int = Field(default=16_384, ge=16)
     text_tool_calls: bool = True
+    llm_stream: bool = True
+    """Stream each LLM call (`stream: true`), so that readers watch the answer being written."""
+    stream_flush_seconds: float = Field(default=0.1, gt=0, le=10)
+    """How long streamed text may wait before it is written out: one event per run per period."""
     """Run a reply that is only a tool call written as text (small open models write them so)."""
 
     tool_timeout_seconds: float = Field(default=30.0, gt=0)

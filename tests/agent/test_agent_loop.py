@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,10 +62,23 @@ class Papers:
 
 @dataclass
 class MemoryJournal:
+    """Keeps the steps, and the text shown while each call was written ("|cut|" for a cut)."""
+
     steps: list[Step] = field(default_factory=list)
+    shown: list[str] = field(default_factory=list)
 
     async def record(self, step: Step) -> None:
         self.steps.append(step)
+
+    @asynccontextmanager
+    async def answer(self, *, stop_reason: str | None) -> AsyncIterator[MemoryJournal]:
+        yield self
+
+    async def text(self, delta: str) -> None:
+        self.shown.append(delta)
+
+    async def cut(self) -> None:
+        self.shown.append("|cut|")
 
 
 @dataclass

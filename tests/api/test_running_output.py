@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from researchdesk.agent.steps import (
     FIX_CITATIONS,
+    InterruptedText,
     LLMStep,
     NoteStep,
     Step,
@@ -41,7 +42,8 @@ llm_steps = st.builds(
     st.sampled_from(["stop", "length", "tool_calls"]),
 )
 note_steps = st.builds(NoteStep, st.sampled_from([FIX_CITATIONS, "other"]), st.just("Fix it."))
-journals = st.lists(st.one_of(tool_steps, llm_steps, note_steps), max_size=12)
+interrupted_steps = st.builds(InterruptedText, st.sampled_from(["Partial ans", "See 2401.00001"]))
+journals = st.lists(st.one_of(tool_steps, llm_steps, note_steps, interrupted_steps), max_size=12)
 
 
 @settings(max_examples=400, deadline=None)

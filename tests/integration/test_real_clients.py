@@ -227,7 +227,9 @@ def test_sdk_stream_through_a_corrected_draft_ends_with_the_correction(
     assert final.output_text == ANSWER
     assert [item.type for item in final.output] == ["custom_tool_call", "message"]
     # The draft was announced at index 1; the correction arrives as its new version there.
-    announced = [(e.type, e.output_index) for e in events if e.type.startswith("response.output")]
+    announced = [
+        (e.type, e.output_index) for e in events if e.type.startswith("response.output_item")
+    ]
     assert announced == [
         ("response.output_item.added", 0),
         ("response.output_item.done", 0),

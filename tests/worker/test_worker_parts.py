@@ -99,7 +99,11 @@ async def test_the_journal_writes_steps_with_their_events_and_reannounces_a_corr
         steps = await load_steps(session, claim.response_id)
         events = await read_events(session, claim.response_id, -1)
     assert [type(step) for step in steps] == [LLMStep, ToolStep, LLMStep, NoteStep, LLMStep]
-    items = [(e.type, e.data["output_index"]) for e in events if "output_index" in e.data]
+    items = [
+        (e.type, e.data["output_index"])
+        for e in events
+        if e.type.startswith("response.output_item")
+    ]
     assert items == [
         ("response.output_item.added", 0),
         ("response.output_item.done", 0),
@@ -108,6 +112,18 @@ async def test_the_journal_writes_steps_with_their_events_and_reannounces_a_corr
         ("response.output_item.done", 1),  # the correction replaces the draft in place
     ]
     assert events[-1].data["item"]["content"][0]["text"].startswith("Fixed")
+    # The tool call appeared in progress when the model asked for it, and done with its output.
+    assert events[0].data["item"]["status"] == "in_progress"
+    # The draft, recorded whole, came with the whole sequence of a message's events.
+    draft = [e.type for e in events if e.data.get("output_index") == 1][:6]
+    assert draft == [
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.delta",
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+    ]
     # A journal resumed from those steps knows what was shown: a new item is index 2.
     resumed = DatabaseJournal(deps, claim, steps, budget)
     await resumed.record(tool_step("c2", "2312.04567"))

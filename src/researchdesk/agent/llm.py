@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import openai
+from openai.types.chat import ChatCompletion
 
-from researchdesk.agent.model import LLMError, LLMReply, LLMRequest
-from researchdesk.agent.steps import TokenUsage, ToolCallRequest
-from researchdesk.pricing.cost import ceil_micros
+from researchdesk.agent.model import LLMError, LLMReply, LLMRequest, TextSink
+from researchdesk.agent.steps import ToolCallRequest
+from researchdesk.agent.stream_reply import StreamedReply
+from researchdesk.agent.usage import usage_of
 from researchdesk.retry import RETRYABLE_STATUSES, Transient
 
 logger = logging.getLogger(__name__)
@@ -19,12 +20,16 @@ logger = logging.getLogger(__name__)
 class LLMClient:
     """The agent's `Model`: chat completions through the official `openai` SDK, one attempt."""
 
-    def __init__(self, client: openai.AsyncOpenAI) -> None:
+    def __init__(self, client: openai.AsyncOpenAI, *, stream: bool = True) -> None:
         self._client = client
+        self._stream = stream
+        """Stream every call (`stream: true`); else ask for whole completions."""
 
-    async def complete(self, request: LLMRequest) -> LLMReply:
+    async def complete(self, request: LLMRequest, sink: TextSink | None = None) -> LLMReply:
         """One call; failures raise `LLMError`, `transient` when worth another attempt."""
         try:
+            if self._stream:
+                return await self._streamed(request, sink)
             return await self._call(request)
         except openai.APIStatusError as exc:
             status = exc.status_code
@@ -53,64 +58,115 @@ class LLMClient:
             ) from exc
 
     async def _call(self, request: LLMRequest) -> LLMReply:
-        kwargs: dict[str, Any] = {
-            "model": request.model,
-            "messages": request.messages,
-            "max_tokens": request.max_tokens,
-            **request.options,
-        }
-        if request.tools:
-            kwargs["tools"] = request.tools
-            kwargs["tool_choice"] = request.tool_choice or "auto"
-        raw = await self._client.chat.completions.with_raw_response.create(**kwargs)
-        completion = raw.parse()
-        # A reply without choices or without a message is an empty reply, not an error: its
-        # tokens may still be billed, and the agent asks once more for an answer.
-        choice = completion.choices[0] if completion.choices else None
-        message = getattr(choice, "message", None)
-        calls = tuple(
-            ToolCallRequest(id=call.id, name=call.function.name, arguments=call.function.arguments)
-            for call in getattr(message, "tool_calls", None) or []
-            if call.type == "function"
-        )
-        return LLMReply(
-            content=getattr(message, "content", None),
-            tool_calls=calls,
-            usage=_usage(completion.usage),
-            provider=raw.headers.get("x-inference-provider"),
-            finish_reason=getattr(choice, "finish_reason", None),
-        )
+        raw = await self._client.chat.completions.with_raw_response.create(**_arguments(request))
+        return _reply(raw.parse(), raw.headers.get("x-inference-provider"))
+
+    async def _streamed(self, request: LLMRequest, sink: TextSink | None) -> LLMReply:
+        """One streamed call, its text passed to `sink` as it arrives, its pieces assembled."""
+        arguments = _arguments(request)
+        arguments["stream_options"] = {"include_usage": True}
+        raw = await self._client.chat.completions.with_raw_response.create(**arguments, stream=True)
+        provider = raw.headers.get("x-inference-provider")
+        if not raw.headers.get("content-type", "").startswith("text/event-stream"):
+            # An endpoint that ignores `stream` answers with one whole completion: take it.
+            body = await raw.http_response.aread()
+            try:
+                return _reply(ChatCompletion.model_validate_json(body), provider)
+            except ValueError as exc:
+                raise _broken(f"The model endpoint sent no completion: {body[:200]!r}") from exc
+        stream = raw.parse()
+        reply = StreamedReply()
+        chunks = aiter(stream)
+        try:
+            while True:
+                try:
+                    chunk = await anext(chunks)
+                except StopAsyncIteration:
+                    break
+                except openai.APIError as exc:
+                    # An `error` event in the stream, sent once the status was already 200.
+                    raise _broken(
+                        f"The model endpoint failed mid-answer: {_message_of(exc)}"
+                    ) from exc
+                except ValueError as exc:  # a chunk that is not JSON
+                    raise _broken(f"The model endpoint sent a malformed chunk: {exc}") from exc
+                except Exception as exc:
+                    if not _is_transport_error(exc):
+                        raise
+                    raise _broken(
+                        f"The model endpoint's answer broke off: {exc!r}",
+                        timeout="Timeout" in type(exc).__name__,
+                    ) from exc
+                text = reply.add(chunk)
+                if text and sink is not None:
+                    await sink.text(text)
+        finally:
+            await stream.close()
+        return reply.result(provider)
 
 
-def _usage(usage: Any) -> TokenUsage:
-    if usage is None:
-        return TokenUsage()
-    details = getattr(usage, "prompt_tokens_details", None)
-    cached = getattr(details, "cached_tokens", None) or 0
-    prompt = usage.prompt_tokens or 0
-    completion = usage.completion_tokens or 0
-    output_details = getattr(usage, "completion_tokens_details", None)
-    return TokenUsage(
-        prompt_tokens=prompt,
-        completion_tokens=completion,
-        cached_tokens=cached,
-        total_tokens=usage.total_tokens or prompt + completion,
-        reasoning_tokens=getattr(output_details, "reasoning_tokens", None) or 0,
-        estimated_cost_micros=_micros((usage.model_extra or {}).get("estimated_cost")),
+def _arguments(request: LLMRequest) -> dict[str, Any]:
+    """The chat-completions arguments of `request`."""
+    arguments: dict[str, Any] = {
+        "model": request.model,
+        "messages": request.messages,
+        "max_tokens": request.max_tokens,
+        **request.options,
+    }
+    if request.tools:
+        arguments["tools"] = request.tools
+        arguments["tool_choice"] = request.tool_choice or "auto"
+    return arguments
+
+
+def _reply(completion: ChatCompletion, provider: str | None) -> LLMReply:
+    """The reply a whole (not streamed) completion makes."""
+    # A reply without choices or without a message is an empty reply, not an error: its
+    # tokens may still be billed, and the agent asks once more for an answer.
+    choice = completion.choices[0] if completion.choices else None
+    message = getattr(choice, "message", None)
+    calls = tuple(
+        ToolCallRequest(id=call.id, name=call.function.name, arguments=call.function.arguments)
+        for call in getattr(message, "tool_calls", None) or []
+        if call.type == "function"
+    )
+    return LLMReply(
+        content=getattr(message, "content", None),
+        tool_calls=calls,
+        usage=usage_of(completion.usage),
+        provider=provider,
+        finish_reason=getattr(choice, "finish_reason", None),
     )
 
 
-def _micros(usd: object) -> int | None:
-    """A USD amount the upstream reported, in micro-USD rounded up; None when absent or odd."""
-    if isinstance(usd, bool) or not isinstance(usd, int | float | str):
-        return None
-    try:
-        amount = Decimal(str(usd))
-    except InvalidOperation:
-        return None
-    if not amount.is_finite() or amount < 0:
-        return None
-    return ceil_micros(amount.scaleb(6))
+def _broken(message: str, *, timeout: bool = False) -> LLMError:
+    """A stream that failed after it began: the upstream may have billed what it wrote."""
+    code = "upstream_timeout" if timeout else "upstream_unavailable"
+    return LLMError(code, message, refused=False, transient=Transient(message))
+
+
+def _is_transport_error(exc: Exception) -> bool:
+    """Whether `exc` is the HTTP client's failure to read on (a dropped connection, a timeout).
+
+    By module: the SDK may run on its own copy of httpx, whose classes are not `httpx`'s.
+    """
+    return any(
+        cls.__module__.split(".")[0] in {"httpx", "httpx2", "httpcore"} for cls in type(exc).__mro__
+    )
+
+
+def _message_of(exc: openai.APIError) -> str:
+    """The words of an error the stream carried, whether `error` is a string or an object."""
+    body = exc.body
+    if isinstance(body, dict):
+        text = body.get("message") or body.get("error")
+        if isinstance(text, dict):
+            text = text.get("message")
+        if isinstance(text, str) and text:
+            return text
+    if isinstance(body, str) and body:
+        return body
+    return exc.message
 
 
 def _message(exc: openai.APIStatusError) -> str:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from typing import Any, Protocol, assert_never
 
-from researchdesk.agent.model import LLMError, LLMReply, LLMRequest, Model
+from researchdesk.agent.model import LLMError, LLMReply, LLMRequest, Model, TextSink
 from researchdesk.agent.prompts import (
     CONTINUE_NOTICE,
     EMPTY_REPLY_NOTICE,
@@ -29,13 +30,15 @@ from researchdesk.agent.state import (
 )
 from researchdesk.agent.steps import (
     FIX_CITATIONS,
+    ConversationStep,
     LLMStep,
     NoteStep,
     Step,
     ToolCallRequest,
     ToolStep,
+    conversation,
 )
-from researchdesk.agent.text_calls import text_tool_calls
+from researchdesk.agent.text_calls import may_become_call, text_tool_calls
 from researchdesk.agent.trim import fit_output
 from researchdesk.pricing.guard import with_tool_results
 from researchdesk.retry import GaveUp, RetryPolicy
@@ -47,8 +50,13 @@ logger = logging.getLogger(__name__)
 class Journal(Protocol):
     """Where the loop writes each completed step, durably, before it goes on."""
 
-    async def record(self, step: Step) -> None:
+    async def record(self, step: ConversationStep) -> None:
         """Persist `step`; raises if this worker no longer owns the run."""
+        ...
+
+    def answer(self, *, stop_reason: str | None) -> AbstractAsyncContextManager[TextSink | None]:
+        """Where the text of the model call about to be made is shown while it is written
+        (None: it is shown once recorded). The step is recorded before the context exits."""
         ...
 
 
@@ -106,7 +114,7 @@ class Agent:
         self, spec: RunSpec, replayed: list[Step], journal: Journal, budget: Budget
     ) -> Outcome:
         """Resume from `replayed` steps and go on until the run has an outcome."""
-        state = AgentState(spec, list(replayed))
+        state = AgentState(spec, conversation(replayed))
         while True:
             step = state.next_step()
             match step:
@@ -168,38 +176,53 @@ class Agent:
             # The service accepts `tool_choice` "auto" or "none", and "none" means no tools.
             tool_choice="auto" if tools else None,
         )
-        reply = await self._complete(request, budget, prompt_bound, research=call.tools_on)
-        # Without tools on offer, a call the model makes anyway cannot run: drop it.
-        content, calls = reply.content, reply.tool_calls if call.tools_on else ()
-        if call.tools_on and not calls and self._text_tool_calls:
-            written = text_tool_calls(content, self._tools, f"call_text_{state.llm_calls}")
-            if written:
-                content, calls = None, written
-        step = LLMStep(
-            content=content,
-            tool_calls=calls,
-            usage=reply.usage,
-            provider=reply.provider,
-            finish_reason=reply.finish_reason,
-            stop_reason=call.stop_reason,
-        )
-        await journal.record(step)
+        async with journal.answer(stop_reason=call.stop_reason) as shown:
+            sink = shown
+            if shown is not None and call.tools_on and self._text_tool_calls:
+                sink = _HeldBack(shown)
+            reply = await self._complete(
+                request, budget, prompt_bound, research=call.tools_on, sink=sink
+            )
+            # Without tools on offer, a call the model makes anyway cannot run: drop it.
+            content, calls = reply.content, reply.tool_calls if call.tools_on else ()
+            if call.tools_on and not calls and self._text_tool_calls:
+                written = text_tool_calls(content, self._tools, f"call_text_{state.llm_calls}")
+                if written:
+                    content, calls = None, written
+            step = LLMStep(
+                content=content,
+                tool_calls=calls,
+                usage=reply.usage,
+                provider=reply.provider,
+                finish_reason=reply.finish_reason,
+                stop_reason=call.stop_reason,
+            )
+            await journal.record(step)
         state.apply(step)
         return None
 
     async def _complete(
-        self, request: LLMRequest, budget: Budget, prompt_bound: int, *, research: bool
+        self,
+        request: LLMRequest,
+        budget: Budget,
+        prompt_bound: int,
+        *,
+        research: bool,
+        sink: TextSink | None,
     ) -> LLMReply:
         """The reply to `request` (already reserved), retrying transient failures.
 
         Each attempt has its own reservation: one the endpoint answered with an error status is
-        released, one whose outcome is unknown stays counted, and each retry reserves anew.
+        released, one whose outcome is unknown stays counted, and each retry reserves anew. The
+        text a failed attempt showed stays shown, as cut off; a retry's text starts afresh.
         """
         retries = 0
         while True:
             try:
-                return await self._llm.complete(request)
+                return await self._llm.complete(request, sink)
             except LLMError as exc:
+                if sink is not None:
+                    await sink.cut()
                 await (budget.refund() if exc.refused else budget.abandon())
                 if exc.transient is None:
                     raise
@@ -307,6 +330,32 @@ def _gave_up(message: str, gave_up: GaveUp) -> str:
     if gave_up.hinted is not None:
         return f"{message} (the endpoint asks to wait {gave_up.hinted:.0f} s)"
     return message
+
+
+class _HeldBack:
+    """Passes a reply's text on once it can no longer turn out to be a tool call written as
+    text (`text_calls.may_become_call`): such a reply is run, not shown."""
+
+    def __init__(self, sink: TextSink) -> None:
+        self._sink = sink
+        self._held: list[str] = []
+        self._passing = False
+
+    async def text(self, delta: str) -> None:
+        """Hold `delta` back, or pass it on with what was held."""
+        if self._passing:
+            await self._sink.text(delta)
+            return
+        self._held.append(delta)
+        held = "".join(self._held)
+        if not may_become_call(held):
+            self._held, self._passing = [], True
+            await self._sink.text(held)
+
+    async def cut(self) -> None:
+        """The attempt failed: forget what was held, and start holding again."""
+        self._held, self._passing = [], False
+        await self._sink.cut()
 
 
 class _ToolCrashed(Exception):

@@ -61,6 +61,18 @@ class LLMReply:
     finish_reason: str | None
 
 
+class TextSink(Protocol):
+    """Where the text of a reply goes while it is being written, for readers to watch."""
+
+    async def text(self, delta: str) -> None:
+        """The next piece of the reply's text, as the model wrote it."""
+        ...
+
+    async def cut(self) -> None:
+        """The attempt that wrote the pieces so far failed: another may start from scratch."""
+        ...
+
+
 class Model(Protocol):
     """Answers one chat-completions request in one attempt, or raises `LLMError`.
 
@@ -68,6 +80,6 @@ class Model(Protocol):
     attempt the upstream may bill is counted.
     """
 
-    async def complete(self, request: LLMRequest) -> LLMReply:
-        """One attempt at a completion of `request`."""
+    async def complete(self, request: LLMRequest, sink: TextSink | None = None) -> LLMReply:
+        """One attempt at a completion of `request`, its text passed to `sink` as it comes."""
         ...

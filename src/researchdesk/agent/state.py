@@ -8,9 +8,9 @@ from typing import Any
 
 from researchdesk.agent.steps import (
     FIX_CITATIONS,
+    ConversationStep,
     LLMStep,
     NoteStep,
-    Step,
     ToolCallRequest,
     ToolStep,
     is_cut_answer,
@@ -108,9 +108,9 @@ class AgentState:
     """The conversation so far and the counters the limits are checked against."""
 
     spec: RunSpec
-    steps: list[Step] = field(default_factory=list)
+    steps: list[ConversationStep] = field(default_factory=list)
 
-    def apply(self, step: Step) -> None:
+    def apply(self, step: ConversationStep) -> None:
         """Add a completed (or replayed) step."""
         self.steps.append(step)
 
@@ -248,7 +248,7 @@ class AgentState:
         return messages
 
 
-def step_message(step: Step) -> dict[str, Any]:
+def step_message(step: ConversationStep) -> dict[str, Any]:
     """The chat message a journaled step stands for."""
     if isinstance(step, ToolStep):
         return {"role": "tool", "tool_call_id": step.call_id, "content": step.output}

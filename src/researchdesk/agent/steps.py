@@ -8,6 +8,7 @@ without asking the LLM again.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -80,10 +81,29 @@ class NoteStep:
     kind: Literal["note"] = "note"
 
 
-Step = LLMStep | ToolStep | NoteStep
+@dataclass(frozen=True)
+class InterruptedText:
+    """Text a model was streaming when its call broke off (an upstream failure, a lost worker).
+
+    Readers saw it, so the output keeps it, as an `incomplete` message in its place; the
+    conversation does not: the call is made again, and the model never sees its cut-off words.
+    """
+
+    text: str
+    kind: Literal["interrupted"] = "interrupted"
 
 
-def retrieved_papers(steps: list[Step]) -> dict[str, str]:
+Step = LLMStep | ToolStep | NoteStep | InterruptedText
+ConversationStep = LLMStep | ToolStep | NoteStep
+"""The steps the model's conversation is made of (every step but interrupted text)."""
+
+
+def conversation(steps: list[Step]) -> list[ConversationStep]:
+    """The steps of `steps` that the model's conversation is made of, in order."""
+    return [step for step in steps if not isinstance(step, InterruptedText)]
+
+
+def retrieved_papers(steps: Sequence[Step]) -> dict[str, str]:
     """Every paper this run's tool calls returned, as arXiv id → title."""
     papers: dict[str, str] = {}
     for step in steps:
@@ -93,7 +113,7 @@ def retrieved_papers(steps: list[Step]) -> dict[str, str]:
     return papers
 
 
-def llm_calls(steps: list[Step]) -> int:
+def llm_calls(steps: Sequence[Step]) -> int:
     """How many LLM calls completed."""
     return sum(1 for step in steps if isinstance(step, LLMStep))
 

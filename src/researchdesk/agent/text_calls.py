@@ -67,3 +67,13 @@ def _call(item: object, offered: Collection[str]) -> tuple[str, str] | None:
     if not isinstance(name, str) or name not in offered or not isinstance(arguments, dict):
         return None
     return name, json.dumps(arguments, ensure_ascii=False)
+
+
+def may_become_call(prefix: str) -> bool:
+    """Whether a reply that begins with `prefix` may still turn out to be a call written out.
+
+    Such a reply is shown only once it is whole (it may be run, not shown); any other is shown
+    as it is written.
+    """
+    start = prefix.lstrip()
+    return not start or start[0] in "`<{["

@@ -8,6 +8,7 @@ from typing import Any
 
 from researchdesk.agent.steps import (
     FIX_CITATIONS,
+    InterruptedText,
     LLMStep,
     NoteStep,
     Step,
@@ -37,6 +38,8 @@ def output_items(steps: list[Step], *, final_status: str = "completed") -> list[
                 items.append(message_item(earlier["id"], text, papers, final_status))
             else:
                 items.append(message_item(f"msg_{position}", step.content, papers, final_status))
+        elif isinstance(step, InterruptedText):
+            items.append(message_item(f"msg_{position}", step.text, papers, "incomplete"))
     return items
 
 
@@ -83,6 +86,9 @@ class RunningOutput:
                 return RunningOutput(steps)  # it goes on with the answer before it
             message = message_item(f"msg_{position}", step.content, self._papers)
             following.items = [*self.items, message]
+        elif isinstance(step, InterruptedText):
+            message = message_item(f"msg_{position}", step.text, self._papers, "incomplete")
+            following.items = [*self.items, message]
         elif isinstance(step, NoteStep) and step.purpose == FIX_CITATIONS:
             return RunningOutput(steps)  # the answer it corrects leaves the output
         return following
@@ -115,6 +121,29 @@ class OutputCache:
     def drop(self, response_id: str) -> None:
         """Forget the response (it ended: its final object is stored)."""
         self._entries.pop(response_id, None)
+
+
+def with_live_text(
+    items: list[dict[str, Any]], live: dict[str, Any], text: str
+) -> list[dict[str, Any]]:
+    """`items` with the message being streamed as far as it is written, `in_progress`.
+
+    `live` says where it goes (`ResponseRow.live`); `text` is what was streamed so far, which
+    goes on with the message already there when `live["continues"]`.
+    """
+    index = int(live["output_index"])
+    if live.get("continues") and index < len(items) and items[index]["type"] == "message":
+        text = items[index]["content"][0]["text"] + text
+    message = {
+        "type": "message",
+        "id": str(live["item_id"]),
+        "role": "assistant",
+        "status": "in_progress",
+        "content": [{"type": "output_text", "text": text, "annotations": []}],
+    }
+    if index < len(items):
+        return [*items[:index], message, *items[index + 1 :]]
+    return [*items, message]
 
 
 def _tool_item(step: ToolStep, position: int, call_id: str) -> dict[str, Any]:

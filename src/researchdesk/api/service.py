@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from researchdesk.api.conditional import none_match, strong_tag, weak_tag
 from researchdesk.api.deps import AppState
-from researchdesk.api.output import OutputCache, RunningOutput
+from researchdesk.api.output import OutputCache, RunningOutput, with_live_text
 from researchdesk.api.render import dump_json, render_response
 from researchdesk.api.schemas import CreateResponseRequest, normalize_input
 from researchdesk.errors import Conflict, InvalidRequest, NotFound
@@ -37,6 +37,7 @@ from researchdesk.pricing.routing import (
 )
 from researchdesk.run_params import RUN_PARAMS
 from researchdesk.status import Status
+from researchdesk.store import events
 from researchdesk.store import idempotency as idempotency_keys
 from researchdesk.store import ledger
 from researchdesk.store import responses as store
@@ -280,9 +281,11 @@ async def read(
             running = running.plus(step)
         if outputs is not None:
             outputs.put(stored.id, running)
-        current = render_response(
-            stored, list(running.steps), stored.spent_micros, output=running.items
-        )
+        items = running.items
+        if stored.live is not None:
+            text = await events.live_text(session, stored.id, stored.live["since"])
+            items = with_live_text(items, stored.live, text)
+        current = render_response(stored, list(running.steps), stored.spent_micros, output=items)
         return Representation(status, tag, dump_json(current))
     tag = strong_tag(stored.id, body)
     return Representation(status, tag, None if none_match(if_none_match, tag) else body)

@@ -74,3 +74,17 @@ async def read_events(
         .limit(limit)
     )
     return list((await session.execute(statement)).scalars())
+
+
+async def live_text(session: AsyncSession, response_id: str, since: int) -> str:
+    """The text streamed so far by the message being written, from its first event `since`."""
+    statement = (
+        select(EVENTS.c.data)
+        .where(
+            EVENTS.c.response_id == response_id,
+            EVENTS.c.sequence_number >= since,
+            EVENTS.c.type == "response.output_text.delta",
+        )
+        .order_by(EVENTS.c.sequence_number)
+    )
+    return "".join(str(data["delta"]) for data in (await session.execute(statement)).scalars())

@@ -255,6 +255,8 @@ class StoredResponse:
     incomplete_reason: str | None
     event_seq: int
     rendered: str | None
+    live: dict[str, Any] | None
+    """Where the message being streamed goes, if one is (`ResponseRow.live`)."""
     spent_micros: int
     """Ledger total (as `ledger.spent_micros`); 0 when `rendered` is set, as it is not needed."""
     step_count: int

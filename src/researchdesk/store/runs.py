@@ -222,7 +222,7 @@ _COUNT_EVENTS = (
         RESPONSES.c.attempt == bindparam("b_attempt"),
         RESPONSES.c.status == Status.IN_PROGRESS,
     )
-    .values(event_seq=RESPONSES.c.event_seq + bindparam("b_events", type_=Integer))
+    .values(event_seq=RESPONSES.c.event_seq + bindparam("b_events", type_=Integer), live=None)
     .returning(RESPONSES.c.event_seq)
 )
 _INSERT_STEP = insert(STEPS)
@@ -246,6 +246,45 @@ async def record_step(
         "created_at": now(),
     }
     await session.execute(_INSERT_STEP, step_row)
+
+
+async def append_live(
+    session: AsyncSession,
+    claim: Claim,
+    events: list[Event],
+    opened: dict[str, Any] | None,
+    *,
+    ending: bool = False,
+) -> None:
+    """Append the events of text being streamed, fenced by the claim. Raises LeaseLost.
+
+    `opened` (where the text goes) is stored as the row's `live`, with `since`, the first of
+    these events, for readers to gather the text from; `ending` clears it.
+    """
+    fenced = {"b_id": claim.response_id, "b_attempt": claim.attempt, "b_events": len(events)}
+    statement = _ENDING_LIVE if ending else _COUNT_EVENTS_KEEPING_LIVE
+    last = (await session.execute(statement, fenced)).scalar_one_or_none()
+    if last is None:
+        raise LeaseLost(claim.response_id)
+    await insert_events(session, claim.response_id, last, events)
+    if opened is not None:
+        live = {**opened, "since": last - len(events) + 1}
+        await session.execute(
+            update(RESPONSES).where(RESPONSES.c.id == claim.response_id).values(live=live)
+        )
+
+
+_COUNT_EVENTS_KEEPING_LIVE = (
+    update(RESPONSES)
+    .where(
+        RESPONSES.c.id == bindparam("b_id"),
+        RESPONSES.c.attempt == bindparam("b_attempt"),
+        RESPONSES.c.status == Status.IN_PROGRESS,
+    )
+    .values(event_seq=RESPONSES.c.event_seq + bindparam("b_events", type_=Integer))
+    .returning(RESPONSES.c.event_seq)
+)
+_ENDING_LIVE = _COUNT_EVENTS
 
 
 async def finish(

@@ -8,7 +8,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from researchdesk.agent.steps import LLMStep, NoteStep, Step, TokenUsage, ToolCallRequest, ToolStep
+from researchdesk.agent.steps import (
+    InterruptedText,
+    LLMStep,
+    NoteStep,
+    Step,
+    TokenUsage,
+    ToolCallRequest,
+    ToolStep,
+)
 from researchdesk.store.models import StepRow
 from researchdesk.tools.base import PaperRef
 
@@ -62,6 +70,8 @@ def step_to_dict(step: Step) -> dict[str, Any]:
         }
     if isinstance(step, NoteStep):
         return {"purpose": step.purpose, "text": step.text}
+    if isinstance(step, InterruptedText):
+        return {"text": step.text}
     return {
         "call_id": step.call_id,
         "name": step.name,
@@ -86,6 +96,8 @@ def step_from_dict(kind: str, data: dict[str, Any]) -> Step:
         )
     if kind == "note":
         return NoteStep(purpose=data["purpose"], text=data["text"])
+    if kind == "interrupted":
+        return InterruptedText(text=data["text"])
     return ToolStep(
         call_id=data["call_id"],
         name=data["name"],

@@ -13,11 +13,12 @@ so does a script left unused (`assert_consumed`)::
 from __future__ import annotations
 
 import json
+import re
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from researchdesk.agent.model import LLMError, LLMReply, LLMRequest
+from researchdesk.agent.model import LLMError, LLMReply, LLMRequest, TextSink
 from researchdesk.agent.steps import TokenUsage, ToolCallRequest
 
 Scripted = LLMReply | LLMError | Callable[[LLMRequest], "LLMReply | LLMError"]
@@ -34,8 +35,8 @@ class ScriptedModel:
         self._steps: deque[Scripted] = deque(steps)
         self.requests: list[LLMRequest] = []
 
-    async def complete(self, request: LLMRequest) -> LLMReply:
-        """The next scripted answer to `request`."""
+    async def complete(self, request: LLMRequest, sink: TextSink | None = None) -> LLMReply:
+        """The next scripted answer to `request`; its text goes to `sink` a few words a piece."""
         self.requests.append(request)
         if not self._steps:
             raise UnexpectedCall(f"unscripted model call #{len(self.requests)}")
@@ -43,6 +44,10 @@ class ScriptedModel:
         answer = step(request) if callable(step) else step
         if isinstance(answer, LLMError):
             raise answer
+        if sink is not None and answer.content:
+            for piece in re.findall(r"\S*\s*", answer.content):
+                if piece:
+                    await sink.text(piece)
         return answer
 
     def assert_consumed(self) -> None:

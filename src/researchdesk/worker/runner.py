@@ -57,6 +57,7 @@ class RunHandle:
             door_price = Price.from_json(row.params.get(PRICE_PARAM))
             budget = RunBudget(self._deps, self.claim, row.model, door_price=door_price)
             journal = DatabaseJournal(self._deps, self.claim, steps, budget)
+            await journal.recover(row.live)
             agent = self._deps.agent
             self._agent_task = asyncio.create_task(agent.run(spec, steps, journal, budget))
             if self.cancel_requested or self.shutting_down:
