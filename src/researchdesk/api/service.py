@@ -37,9 +37,8 @@ from researchdesk.pricing.routing import (
 )
 from researchdesk.run_params import RUN_PARAMS
 from researchdesk.status import Status
-from researchdesk.store import events
+from researchdesk.store import events, ledger
 from researchdesk.store import idempotency as idempotency_keys
-from researchdesk.store import ledger
 from researchdesk.store import responses as store
 from researchdesk.store.models import IdempotencyRow, ResponseRow
 from researchdesk.store.responses import ListFilter, StoredResponse

@@ -174,6 +174,29 @@ class Step:
     headers: Mapping[str, str] = field(default_factory=dict)
     delay: float = 0.0
     gate: threading.Event | None = None
+    stream: StreamPlan | None = None
+    """How a streamed answer misbehaves or paces itself (None: all chunks at once)."""
+
+
+@dataclass(frozen=True)
+class StreamPlan:
+    """How a streamed answer is sent, counted in text pieces of 8 characters.
+
+    `pause` holds the stream after `after` pieces until it is set; then `cut` drops the
+    connection, or `error` sends an `error` event instead (both end the stream);
+    `pace` waits between chunks; `usage=False` leaves out the usage chunk even when asked for.
+    """
+
+    after: int = 0
+    pause: threading.Event | None = None
+    cut: bool = False
+    error: str | None = None
+    pace: float = 0.0
+    usage: bool = True
+
+
+class _Cut(Exception):
+    """Raised in a streamed body to drop the connection mid-answer."""
 
 
 @dataclass(frozen=True)
@@ -193,12 +216,13 @@ def reply(
     provider: str | None = None,
     delay: float = 0.0,
     gate: threading.Event | None = None,
+    stream: StreamPlan | None = None,
 ) -> Step:
     """A plain assistant message (`finish_reason: "stop"`).
 
     `provider` defaults to the request's `:provider` suffix, else "novita".
     """
-    return Step(text=text, usage=usage, provider=provider, delay=delay, gate=gate)
+    return Step(text=text, usage=usage, provider=provider, delay=delay, gate=gate, stream=stream)
 
 
 def tool_calls(
@@ -283,6 +307,9 @@ class FakeRouter:
         with self._lock:
             self._script.extend(steps)
             self._gates.extend(s.gate for s in steps if s.gate is not None)
+            self._gates.extend(
+                s.stream.pause for s in steps if s.stream is not None and s.stream.pause is not None
+            )
 
     def set_handler(self, handler: Handler | None) -> None:
         """Compute steps from the request body once the script is empty (None to remove)."""
@@ -394,10 +421,31 @@ class FakeRouter:
             self.billed.append(Billed(completion.provider, body["model"], completion.usage))
         headers = {"x-inference-provider": completion.provider}
         if body.get("stream"):
-            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            events = _sse(completion.chunks(include_usage))
+            plan = step.stream or StreamPlan()
+            asked = bool((body.get("stream_options") or {}).get("include_usage"))
+            chunks = completion.chunks(asked and plan.usage)
+            events = self._sse(chunks, plan)
             return StreamingResponse(events, media_type="text/event-stream", headers=headers)
         return JSONResponse(completion.to_wire(), headers=headers)
+
+    async def _sse(self, chunks: Iterator[Json], plan: StreamPlan) -> AsyncIterator[str]:
+        """The chunks as server-sent events, misbehaving as `plan` says."""
+        pieces = 0
+        for chunk in chunks:
+            delta = chunk["choices"][0]["delta"] if chunk.get("choices") else {}
+            if "content" in delta and pieces == plan.after:
+                if plan.pause is not None and not await self._hold(Step(gate=plan.pause)):
+                    return
+                if plan.cut:
+                    raise _Cut("dropping the connection mid-answer")
+                if plan.error is not None:
+                    yield f"data: {json.dumps({'error': {'message': plan.error}})}\n\n"
+                    return
+            pieces += "content" in delta
+            if plan.pace:
+                await asyncio.sleep(plan.pace)
+            yield f"data: {json.dumps(chunk)}\n\n"
+        yield "data: [DONE]\n\n"
 
     def _complete(self, step: Step, body: Json) -> _Completion:
         text = step.text
@@ -453,12 +501,6 @@ def _estimated_usage(body: Json, output: str) -> Usage:
 def _pinned_provider(model: str) -> str | None:
     _, _, suffix = model.partition(":")
     return suffix if suffix and suffix not in POLICIES else None
-
-
-async def _sse(chunks: Iterator[Json]) -> AsyncIterator[str]:
-    for chunk in chunks:
-        yield f"data: {json.dumps(chunk)}\n\n"
-    yield "data: [DONE]\n\n"
 
 
 def _pieces(text: str, size: int = 8) -> list[str]:
