@@ -3,74 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any
 
 import pytest
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from researchdesk.agent.loop import Agent
 from researchdesk.agent.steps import LLMStep, NoteStep, TokenUsage, ToolCallRequest, ToolStep
-from researchdesk.api.output import RunningOutput
-from researchdesk.pricing.cost import usd_to_micros
-from researchdesk.pricing.source import CatalogSource
 from researchdesk.status import Status
 from researchdesk.store import runs
-from researchdesk.store.db import create_sessionmaker
 from researchdesk.store.events import read_events
 from researchdesk.store.models import LedgerRow, ResponseRow
-from researchdesk.store.notify import Notifier
-from researchdesk.store.responses import insert_response, new_response
 from researchdesk.store.steps import load_steps
-from researchdesk.testing.scripted import ScriptedModel, answers, calls_tool
+from researchdesk.testing.scripted import answers, calls_tool
 from researchdesk.tools.base import PaperRef
 from researchdesk.worker.budget import RunBudget
 from researchdesk.worker.deps import WorkerDeps
 from researchdesk.worker.journal import DatabaseJournal
 from researchdesk.worker.runner import RunHandle
-
-MODEL = "moonshotai/Kimi-K2.6:novita"  # $0.6 / $2.5 per million at the fake router
-
-
-async def claimed_run(deps: WorkerDeps, max_cost_usd: str = "0.5") -> runs.Claim:
-    row = new_response(
-        model=MODEL,
-        max_cost_micros=usd_to_micros(Decimal(max_cost_usd)),
-        input_items=[
-            {
-                "id": "msg_in",
-                "type": "message",
-                "role": "user",
-                "status": "completed",
-                "content": [{"type": "input_text", "text": "What are capacity factors?"}],
-            }
-        ],
-    )
-    async with deps.sessions() as session, session.begin():
-        await insert_response(session, row)
-    async with deps.sessions() as session, session.begin():
-        claim = await runs.claim_next(session, "test-worker", deps.settings.lease_seconds)
-    assert claim is not None
-    return claim
-
-
-@pytest.fixture
-def make_deps(engine: AsyncEngine, make_settings: Any, database_url: str) -> Any:
-    def make(*replies: Any) -> tuple[WorkerDeps, ScriptedModel]:
-        settings = make_settings(database_url)
-        model = ScriptedModel(*replies)
-        deps = WorkerDeps(
-            settings=settings,
-            sessions=create_sessionmaker(engine),
-            notifier=Notifier(),
-            prices=CatalogSource.from_settings(settings),
-            agent=Agent(model, []),
-            output=RunningOutput,
-        )
-        return deps, model
-
-    return make
+from tests.worker.helpers import MODEL, claimed_run
 
 
 def tool_step(call_id: str, arxiv_id: str) -> ToolStep:
