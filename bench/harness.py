@@ -15,7 +15,7 @@ import uuid
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from sqlalchemy import text
@@ -75,7 +75,14 @@ class Upstream(AbstractContextManager["Upstream"]):
         self.process.stop()
 
 
-def service_env(database: Database, upstream: Upstream | None, **extra: str) -> dict[str, str]:
+class Endpoints(Protocol):
+    """Where the service's upstreams listen: the router's `/v1` and the Hub (and arXiv)."""
+
+    router: str
+    hub: str
+
+
+def service_env(database: Database, upstream: Endpoints | None, **extra: str) -> dict[str, str]:
     """`RESEARCHDESK_*` settings pointing the service at the database and the fake upstream."""
     values = {
         "RESEARCHDESK_DATABASE_URL": database.url,
@@ -113,7 +120,7 @@ class Service:
 
 def start_service(
     database: Database,
-    upstream: Upstream | None,
+    upstream: Endpoints | None,
     folder: Path,
     *,
     concurrency: int | None = None,
