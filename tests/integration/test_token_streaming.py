@@ -257,3 +257,23 @@ def test_streaming_uses_the_upstream_stream_with_usage(
     [request] = router.chat_requests()
     assert request["stream"] is True
     assert request["stream_options"] == {"include_usage": True}
+
+
+def test_a_run_cancelled_mid_answer_keeps_the_text_shown_as_cut(
+    service: httpx.Client, router: FakeRouter
+) -> None:
+    held = threading.Event()
+    router.script(tool_calls(SEARCH), reply(ANSWER, stream=StreamPlan(after=10, pause=held)))
+    rid = create(service)
+    wait_shown(service, rid, ANSWER[:80])
+    client = sdk(service)
+    assert client.responses.cancel(rid).id == rid
+    body = wait_for(service, rid)
+    held.set()
+    assert body["status"] == "cancelled"
+    tool, cut = body["output"]
+    assert tool["type"] == "custom_tool_call"
+    assert (cut["status"], cut["content"][0]["text"]) == ("incomplete", ANSWER[:80])
+    events = wire_events(service, rid)
+    assert events[-1].type == "response.incomplete"
+    assert events[-1].response.output[-1].status == "incomplete"

@@ -124,9 +124,9 @@ class OutputCache:
 
 
 def with_live_text(
-    items: list[dict[str, Any]], live: dict[str, Any], text: str
+    items: list[dict[str, Any]], live: dict[str, Any], text: str, *, status: str
 ) -> list[dict[str, Any]]:
-    """`items` with the message being streamed as far as it is written, `in_progress`.
+    """`items` with the message being streamed as far as it is written, with `status`.
 
     `live` says where it goes (`ResponseRow.live`); `text` is what was streamed so far, which
     goes on with the message already there when `live["continues"]`.
@@ -138,7 +138,7 @@ def with_live_text(
         "type": "message",
         "id": str(live["item_id"]),
         "role": "assistant",
-        "status": "in_progress",
+        "status": status,
         "content": [{"type": "output_text", "text": text, "annotations": []}],
     }
     if index < len(items):

@@ -76,7 +76,7 @@ def render_response(
         "max_cost_usd": format_usd(row.max_cost_micros),
         "instructions": row.instructions,
         "output": (
-            output if output is not None else output_items(steps, final_status=_item_status(status))
+            output if output is not None else output_items(steps, final_status=item_status(status))
         ),
         "error": row.error if status is Status.FAILED else None,
         "incomplete_details": (
@@ -92,7 +92,8 @@ def _stamp(value: float | None) -> int | None:
     return None if value is None else int(value)
 
 
-def _item_status(status: Status) -> str:
+def item_status(status: Status) -> str:
+    """The status of a message item in a response with `status`."""
     return "incomplete" if status in (Status.INCOMPLETE, Status.CANCELLED) else "completed"
 
 

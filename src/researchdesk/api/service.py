@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from researchdesk.api.conditional import none_match, strong_tag, weak_tag
 from researchdesk.api.deps import AppState
-from researchdesk.api.output import OutputCache, RunningOutput, with_live_text
-from researchdesk.api.render import dump_json, render_response
+from researchdesk.api.output import OutputCache, RunningOutput, output_items, with_live_text
+from researchdesk.api.render import dump_json, item_status, render_response
 from researchdesk.api.schemas import CreateResponseRequest, normalize_input
 from researchdesk.errors import Conflict, InvalidRequest, NotFound
 from researchdesk.pricing.cost import format_usd, usd_to_micros
@@ -283,7 +283,7 @@ async def read(
         items = running.items
         if stored.live is not None:
             text = await events.live_text(session, stored.id, stored.live["since"])
-            items = with_live_text(items, stored.live, text)
+            items = with_live_text(items, stored.live, text, status="in_progress")
         current = render_response(stored, list(running.steps), stored.spent_micros, output=items)
         return Representation(status, tag, dump_json(current))
     tag = strong_tag(stored.id, body)
@@ -293,7 +293,14 @@ async def read(
 async def _render_final(session: AsyncSession, stored: StoredResponse, status: Status) -> bytes:
     """Render a response that has ended and keep the bytes (the first reader's are kept)."""
     steps = await load_steps(session, stored.id)
-    body = dump_json(render_response(stored, steps, stored.spent_micros))
+    output = None
+    if stored.live is not None:
+        # It ended while a message was being streamed (cancelled, or given up after a crash):
+        # the text readers saw stays, cut off.
+        text = await events.live_text(session, stored.id, stored.live["since"])
+        items = output_items(steps, final_status=item_status(status))
+        output = with_live_text(items, stored.live, text, status="incomplete")
+    body = dump_json(render_response(stored, steps, stored.spent_micros, output=output))
     if await store.store_rendered(session, stored.id, status, body.decode()):
         await session.commit()
     return body
