@@ -85,9 +85,7 @@ class LLMClient:
                     break
                 except openai.APIError as exc:
                     # An `error` event in the stream, sent once the status was already 200.
-                    raise _broken(
-                        f"The model endpoint failed mid-answer: {_message_of(exc)}"
-                    ) from exc
+                    raise _broken(f"The model endpoint failed mid-answer: {_message(exc)}") from exc
                 except ValueError as exc:  # a chunk that is not JSON
                     raise _broken(f"The model endpoint sent a malformed chunk: {exc}") from exc
                 except Exception as exc:
@@ -155,22 +153,9 @@ def _is_transport_error(exc: Exception) -> bool:
     )
 
 
-def _message_of(exc: openai.APIError) -> str:
-    """The words of an error the stream carried, whether `error` is a string or an object."""
-    body = exc.body
-    if isinstance(body, dict):
-        text = body.get("message") or body.get("error")
-        if isinstance(text, dict):
-            text = text.get("message")
-        if isinstance(text, str) and text:
-            return text
-    if isinstance(body, str) and body:
-        return body
-    return exc.message
-
-
-def _message(exc: openai.APIStatusError) -> str:
-    """The upstream's own words, whether `error` is a string or an object."""
+def _message(exc: openai.APIError) -> str:
+    """The upstream's own words, whether `error` is a string or an object (also an `error`
+    event's, whose `body` is that error)."""
     body = exc.body
     if isinstance(body, dict):
         error = body.get("error", body)

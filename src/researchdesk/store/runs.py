@@ -16,6 +16,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     insert,
+    null,
     select,
     update,
 )
@@ -215,16 +216,18 @@ async def heartbeat(session: AsyncSession, claim: Claim, lease_seconds: float) -
 
 # The per-step statements, built once: building and keying a statement costs more CPU than
 # running it. (Bind names differ from column names, which an UPDATE would take as SET values.)
-_COUNT_EVENTS = (
+_COUNT_EVENTS_KEEPING_LIVE = (
     update(RESPONSES)
     .where(
         RESPONSES.c.id == bindparam("b_id"),
         RESPONSES.c.attempt == bindparam("b_attempt"),
         RESPONSES.c.status == Status.IN_PROGRESS,
     )
-    .values(event_seq=RESPONSES.c.event_seq + bindparam("b_events", type_=Integer), live=None)
+    .values(event_seq=RESPONSES.c.event_seq + bindparam("b_events", type_=Integer))
     .returning(RESPONSES.c.event_seq)
 )
+_COUNT_EVENTS = _COUNT_EVENTS_KEEPING_LIVE.values(live=null())
+"""A step ends the text being streamed: it is in the step's own events now."""
 _INSERT_STEP = insert(STEPS)
 
 
@@ -262,7 +265,7 @@ async def append_live(
     these events, for readers to gather the text from; `ending` clears it.
     """
     fenced = {"b_id": claim.response_id, "b_attempt": claim.attempt, "b_events": len(events)}
-    statement = _ENDING_LIVE if ending else _COUNT_EVENTS_KEEPING_LIVE
+    statement = _COUNT_EVENTS if ending else _COUNT_EVENTS_KEEPING_LIVE
     last = (await session.execute(statement, fenced)).scalar_one_or_none()
     if last is None:
         raise LeaseLost(claim.response_id)
@@ -272,19 +275,6 @@ async def append_live(
         await session.execute(
             update(RESPONSES).where(RESPONSES.c.id == claim.response_id).values(live=live)
         )
-
-
-_COUNT_EVENTS_KEEPING_LIVE = (
-    update(RESPONSES)
-    .where(
-        RESPONSES.c.id == bindparam("b_id"),
-        RESPONSES.c.attempt == bindparam("b_attempt"),
-        RESPONSES.c.status == Status.IN_PROGRESS,
-    )
-    .values(event_seq=RESPONSES.c.event_seq + bindparam("b_events", type_=Integer))
-    .returning(RESPONSES.c.event_seq)
-)
-_ENDING_LIVE = _COUNT_EVENTS
 
 
 async def finish(
