@@ -44,6 +44,8 @@ class WebhookReceiver:
         self._script: deque[int] = deque()
         self._received: list[Received] = []
         self._arrived = 0
+        self.answer_text = "answered {status}"
+        """The body of every answer (`{status}` is replaced by the status)."""
         self._answer = threading.Event()
         """Clear while requests are held; set again by `release` or by closing."""
         self._answer.set()
@@ -109,4 +111,5 @@ class WebhookReceiver:
         with self._lock:
             self._received.append(Received(request.url.path, dict(request.headers), body, answered))
             self._lock.notify_all()
-        return PlainTextResponse(f"answered {status}", status_code=status)
+        text = self.answer_text.replace("{status}", str(status))
+        return PlainTextResponse(text, status_code=status)
