@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,9 +24,8 @@ from researchdesk.api.app import create_app
 from researchdesk.testing.receiver import WebhookReceiver
 from researchdesk.testing.router import FakeRouter, error, reply, tool_calls
 from researchdesk.testing.server import ThreadedServer
-from tests.integration.helpers import wait_for
+from tests.integration.helpers import deliveries, register, wait_for, wait_settled
 
-ALL = ["response.completed", "response.failed", "response.incomplete", "response.cancelled"]
 SEARCH = ("hf_papers", {"operation": "search", "query": "routing"})
 SDK = openai.OpenAI(api_key="unused", base_url="http://127.0.0.1:9/v1")
 KEYS = {"k1": {"authorization": "Bearer k1"}, "k2": {"authorization": "Bearer k2"}}
@@ -53,40 +51,6 @@ def service_overrides() -> dict[str, object]:
 def receiver() -> Iterator[WebhookReceiver]:
     with WebhookReceiver() as receiver:
         yield receiver
-
-
-def register(
-    client: httpx.Client,
-    url: str,
-    events: list[str] = ALL,
-    headers: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    created = client.post("/v1/webhooks", json={"url": url, "event_types": events}, headers=headers)
-    assert created.status_code == 200, created.text
-    hook: dict[str, Any] = created.json()
-    return hook
-
-
-def deliveries(
-    client: httpx.Client, webhook_id: str, headers: dict[str, str] | None = None
-) -> list[dict[str, Any]]:
-    page = client.get(f"/v1/webhooks/{webhook_id}/deliveries", headers=headers)
-    assert page.status_code == 200, page.text
-    data: list[dict[str, Any]] = page.json()["data"]
-    return data
-
-
-def wait_settled(
-    client: httpx.Client, webhook_id: str, count: int, headers: dict[str, str] | None = None
-) -> list[dict[str, Any]]:
-    """The endpoint's deliveries once `count` of them are no longer pending (bounded poll)."""
-    found: list[dict[str, Any]] = []
-    for _ in range(400):
-        found = deliveries(client, webhook_id, headers)
-        if sum(d["status"] != "pending" for d in found) >= count:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"deliveries stayed pending: {found}")
 
 
 def run(client: httpx.Client, headers: dict[str, str] | None = None, **body: Any) -> str:

@@ -1,10 +1,14 @@
-"""The retry schedule: exponential, jittered, capped, and a receiver's Retry-After honoured."""
+"""The retry schedule: exponential, jittered, capped, a receiver's Retry-After honoured; and
+the settings that bound it."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
+from researchdesk.config import Settings
 from researchdesk.webhooks.schedule import retry_delay
 
 
@@ -26,3 +30,9 @@ def test_a_429_or_503_retry_after_is_honoured_up_to_the_cap() -> None:
     assert retry_delay(1, base=1.0, cap=3600.0, status=429, headers=hinted) == 120.0
     assert retry_delay(1, base=1.0, cap=60.0, status=503, headers=hinted) == 60.0
     assert retry_delay(1, base=1.0, cap=3600.0, status=500, headers=hinted) <= 1.0
+
+
+def test_a_delivery_lease_must_outlast_an_attempt() -> None:
+    with pytest.raises(ValidationError, match="webhook_lease_seconds must be longer"):
+        Settings(webhook_timeout_seconds=10, webhook_lease_seconds=10)
+    assert Settings().webhook_retry_hours == 24
