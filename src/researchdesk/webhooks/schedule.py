@@ -14,6 +14,10 @@ from collections.abc import Mapping
 
 from researchdesk.retry import server_delay
 
+# Its own generator: the jitter neither reads nor moves the global `random` state that other
+# code (and tests, which seed it) may rely on.
+_jitter = random.Random()
+
 
 def retry_delay(
     failures: int,
@@ -25,7 +29,7 @@ def retry_delay(
 ) -> float:
     """Seconds to wait after `failures` (1, 2, …) failed attempts before the next one."""
     ceiling = min(cap, base * 2.0 ** min(failures - 1, 60))
-    delay = ceiling / 2 + random.uniform(0, ceiling / 2)
+    delay = ceiling / 2 + _jitter.uniform(0, ceiling / 2)
     if status in (429, 503):
         hinted = server_delay(status, headers or {})
         if hinted is not None:
