@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -18,10 +19,32 @@ from researchdesk.store.db import create_engine
 from researchdesk.store.migrate import upgrade_to_head
 from researchdesk.testing.router import FakeRouter
 from researchdesk.testing.server import ThreadedServer
+from researchdesk.webhooks.addresses import Target
+from researchdesk.webhooks.sender import AttemptResult
 
 POSTGRES_URL = os.environ.get(
     "RESEARCHDESK_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
+
+
+@pytest.fixture(autouse=True)
+def webhooks_stay_on_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No webhook leaves this machine in a test: the delivery loop's attempts to any address but
+    loopback (a URL some generated request registered, say) are recorded as failed, never sent.
+    """
+    from researchdesk.worker import deliveries
+
+    send = deliveries.send
+
+    async def guarded(
+        client: httpx.AsyncClient, target: Target, body: bytes, headers: dict[str, str]
+    ) -> tuple[AttemptResult, dict[str, str]]:
+        outside = [a for a in target.addresses if not ipaddress.ip_address(a).is_loopback]
+        if outside:
+            return AttemptResult(error=f"test guard: not sent to {', '.join(outside)}"), {}
+        return await send(client, target, body, headers)
+
+    monkeypatch.setattr(deliveries, "send", guarded)
 
 
 @pytest.fixture

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 from pydantic import ValidationError
 
@@ -33,3 +36,79 @@ def test_serve_refuses_several_processes_on_sqlite(
         cli.main(["serve", "--workers", "2"])
     assert exited.value.code == 2
     assert "--workers needs PostgreSQL" in capsys.readouterr().err
+
+
+def webhooks_cli(
+    args: list[str], capsys: pytest.CaptureFixture[str]
+) -> tuple[int, dict[str, Any] | None, str]:
+    """Run `researchdesk webhooks ARGS`: exit code, the JSON printed (if any), and stderr."""
+    code = cli.main(["webhooks", *args])
+    out, err = capsys.readouterr()
+    return code, json.loads(out) if out else None, err
+
+
+@pytest.mark.parametrize(
+    "database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_webhooks_create_list_and_delete_through_the_database(
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+    capsys: pytest.CaptureFixture[str],
+    database: str,
+) -> None:
+    url = request.getfixturevalue("sqlite_url" if database == "sqlite" else "postgres_url")
+    monkeypatch.setenv("RESEARCHDESK_DATABASE_URL", url)
+    assert cli.main(["migrate"]) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("RESEARCHDESK_API_KEYS", "k1,k2")
+
+    code, created, _ = webhooks_cli(
+        ["create", "--url", "https://8.8.8.8/hook", "--event", "response.failed", "--key", "k1"],
+        capsys,
+    )
+    assert code == 0
+    assert created is not None
+    assert created["signing_secret"].startswith("whsec_")
+    assert created["event_types"] == ["response.failed"]
+
+    code, listed, _ = webhooks_cli(["list", "--key", "k1"], capsys)
+    assert listed is not None
+    assert [hook["id"] for hook in listed["data"]] == [created["id"]]
+    assert "signing_secret" not in listed["data"][0]
+    code, others, _ = webhooks_cli(["list", "--key", "k2"], capsys)
+    assert others is not None
+    assert others["data"] == []
+
+    # Another key's endpoint is not found; its owner deletes it.
+    code, _, err = webhooks_cli(["delete", created["id"], "--key", "k2"], capsys)
+    assert (code, "No webhook endpoint found" in err) == (1, True)
+    code, deleted, _ = webhooks_cli(["delete", created["id"], "--key", "k1"], capsys)
+    assert (code, deleted) == (
+        0,
+        {"id": created["id"], "object": "webhook_endpoint.deleted", "deleted": True},
+    )
+
+
+def test_webhooks_cli_applies_the_apis_rules(
+    monkeypatch: pytest.MonkeyPatch, sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("RESEARCHDESK_DATABASE_URL", sqlite_url)
+    assert cli.main(["migrate"]) == 0
+    capsys.readouterr()
+    code, _, err = webhooks_cli(["create", "--url", "http://127.0.0.1:9/hook"], capsys)
+    assert code == 1
+    assert "loopback" in err
+    code, _, err = webhooks_cli(["list", "--key", "k1"], capsys)
+    assert (code, "no API keys are configured" in err) == (1, True)
+    monkeypatch.setenv("RESEARCHDESK_API_KEYS", "k1")
+    code, _, err = webhooks_cli(["list"], capsys)
+    assert (code, "pass --key" in err) == (1, True)
+    code, _, err = webhooks_cli(["list", "--key", "nope"], capsys)
+    assert (code, "not one of" in err) == (1, True)
+    monkeypatch.setenv("RESEARCHDESK_WEBHOOK_ALLOW_PRIVATE", "true")
+    code, created, _ = webhooks_cli(
+        ["create", "--url", "http://127.0.0.1:9/hook", "--key", "k1"], capsys
+    )
+    assert code == 0
+    assert created is not None
+    assert len(created["event_types"]) == 4

@@ -24,6 +24,7 @@ from researchdesk.store.migrate import upgrade_to_head
 from researchdesk.store.notify import Notifier
 from researchdesk.store.pg_notify import create_notifier
 from researchdesk.tools.hf_papers.tool import HfPapersTool
+from researchdesk.worker.deliveries import DeliveryLoop
 from researchdesk.worker.deps import WorkerDeps
 from researchdesk.worker.scheduler import Scheduler
 
@@ -58,7 +59,8 @@ async def open_core(settings: Settings, stack: AsyncExitStack, *, migrate: bool)
 async def open_worker(
     core: Core, stack: AsyncExitStack, *, concurrency: int | None = None
 ) -> Scheduler:
-    """A started scheduler with its model client and tools; stopped and closed by `stack`."""
+    """A started scheduler with its model client and tools, and beside it the loop that sends
+    webhook deliveries; stopped and closed by `stack`."""
     settings = core.settings
     api_key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else "no-key-set"
     client = openai.AsyncOpenAI(
@@ -91,4 +93,7 @@ async def open_worker(
     scheduler = Scheduler(deps, concurrency=concurrency)
     scheduler.start()
     stack.push_async_callback(scheduler.stop)
+    deliveries = DeliveryLoop(settings, core.sessions, worker_id=scheduler.worker_id)
+    deliveries.start()
+    stack.push_async_callback(deliveries.stop)
     return scheduler

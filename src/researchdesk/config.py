@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MAX_WORKER_CONCURRENCY = 10_000
@@ -70,6 +70,29 @@ class Settings(BaseSettings):
     max_input_chars: int = Field(default=200_000, ge=1)
     max_body_bytes: int = Field(default=2_000_000, ge=1024)
 
+    cors_origins: str | None = None
+    """Origins a browser may call the API from: comma-separated, or `*`; unset means no CORS."""
+
+    webhook_allow_private: bool = False
+    """Allow webhook endpoints on loopback, private, link-local and other non-public addresses."""
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    webhook_retry_hours: float = Field(default=24.0, gt=0)
+    """How long a failing delivery is retried, from the event on."""
+    webhook_retry_base_seconds: float = Field(default=5.0, ge=0)
+    webhook_retry_max_seconds: float = Field(default=3600.0, ge=0)
+    webhook_lease_seconds: float = Field(default=60.0, gt=0)
+    """How long a worker owns a delivery it claimed; must outlast one attempt's timeout."""
+    webhook_concurrency: int = Field(default=16, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _lease_outlasts_attempt(self) -> Settings:
+        if self.webhook_lease_seconds <= self.webhook_timeout_seconds:
+            raise ValueError(
+                "webhook_lease_seconds must be longer than webhook_timeout_seconds: a delivery "
+                "whose lease ends mid-attempt would be sent twice at once"
+            )
+        return self
+
     @field_validator("hf_endpoint", "llm_base_url", "arxiv_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
@@ -80,3 +103,9 @@ class Settings(BaseSettings):
         if not self.api_keys:
             return []
         return [key.strip() for key in self.api_keys.split(",") if key.strip()]
+
+    def cors_origin_list(self) -> list[str]:
+        """The origins CORS allows (`["*"]` for any), empty when CORS is off."""
+        if not self.cors_origins:
+            return []
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]

@@ -42,8 +42,22 @@ def base_url(start_service: Any, make_settings: Any, database_url: str, router: 
 
 
 @pytest.fixture
-def known_id(base_url: str) -> str:
-    """A completed response, with its input items and events."""
+def known_webhook(base_url: str) -> str:
+    """A webhook endpoint on a public address. The suite's guard (`tests/conftest.py`) keeps
+    deliveries on loopback: those to it are recorded as failed attempts, never sent."""
+    created = httpx.post(
+        f"{base_url}/v1/webhooks",
+        json={"url": "https://8.8.8.8/hooks", "event_types": ["response.completed"]},
+        timeout=30,
+    )
+    assert created.status_code == 200, created.text
+    webhook_id: str = created.json()["id"]
+    return webhook_id
+
+
+@pytest.fixture
+def known_id(base_url: str, known_webhook: str) -> str:
+    """A completed response, with its input items and events, announced to `known_webhook`."""
     created = httpx.post(
         f"{base_url}/v1/responses",
         json={"input": "q", "instructions": "be brief", "metadata": {"k": "v"}},
@@ -72,12 +86,13 @@ schema.config.generation.update(
     suppress_health_check=list(HealthCheck),
 )
 def test_the_app_conforms_to_its_openapi_document(
-    case: schemathesis.Case, base_url: str, known_id: str
+    case: schemathesis.Case, base_url: str, known_id: str, known_webhook: str
 ) -> None:
     path = case.path_parameters or {}
-    # Random ids only ever reach the 404 branch: half the cases name a real response instead.
-    if isinstance(path.get("response_id"), str) and len(path["response_id"]) % 2 == 0:
-        path["response_id"] = known_id
+    # Random ids only ever reach the 404 branch: half the cases name a real one instead.
+    for name, known in (("response_id", known_id), ("webhook_id", known_webhook)):
+        if isinstance(path.get(name), str) and len(path[name]) % 2 == 0:
+            path[name] = known
     case.call_and_validate(base_url=base_url, checks=CHECKS, timeout=30)
 
 

@@ -14,6 +14,8 @@ import httpx
 from researchdesk.testing.router import DEFAULT_MODELS, FakeRouter, Step
 
 TERMINAL = {"completed", "failed", "incomplete", "cancelled"}
+ALL = ["response.completed", "response.failed", "response.incomplete", "response.cancelled"]
+"""Every webhook event type."""
 TYPED_USAGE_KEYS = [
     "input_tokens",
     "input_tokens_details",
@@ -94,3 +96,39 @@ def run_never_stopping(
         json={"model": model, "input": "q", "background": True, "max_cost_usd": budget},
     ).json()
     return wait_for(service, created["id"])
+
+
+def register(
+    client: httpx.Client,
+    url: str,
+    events: list[str] = ALL,
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Register a webhook endpoint for `events`; the created object, with its secret."""
+    created = client.post("/v1/webhooks", json={"url": url, "event_types": events}, headers=headers)
+    assert created.status_code == 200, created.text
+    hook: dict[str, Any] = created.json()
+    return hook
+
+
+def deliveries(
+    client: httpx.Client, webhook_id: str, headers: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """An endpoint's deliveries (the first page), each with its attempts."""
+    page = client.get(f"/v1/webhooks/{webhook_id}/deliveries", headers=headers)
+    assert page.status_code == 200, page.text
+    data: list[dict[str, Any]] = page.json()["data"]
+    return data
+
+
+def wait_settled(
+    client: httpx.Client, webhook_id: str, count: int, headers: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """The endpoint's deliveries once `count` of them are no longer pending (bounded poll)."""
+    found: list[dict[str, Any]] = []
+    for _ in range(400):
+        found = deliveries(client, webhook_id, headers)
+        if sum(d["status"] != "pending" for d in found) >= count:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"deliveries stayed pending: {found}")

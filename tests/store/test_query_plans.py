@@ -25,10 +25,17 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from researchdesk.store import idempotency, ledger, runs
+from researchdesk.status import Status
+from researchdesk.store import idempotency, ledger, runs, webhooks
 from researchdesk.store.db import create_sessionmaker
 from researchdesk.store.events import read_events
-from researchdesk.store.models import Base, ResponseRow
+from researchdesk.store.models import (
+    Base,
+    ResponseRow,
+    WebhookAttemptRow,
+    WebhookDeliveryRow,
+    WebhookEndpointRow,
+)
 from researchdesk.store.responses import (
     ListFilter,
     find_response,
@@ -74,6 +81,11 @@ def claim(session: AsyncSession) -> Awaitable[object]:
     """The worker's claim (with nothing to claim, it sends both of its UPDATEs, each selecting
     its candidates in a `WITH`)."""
     return runs.claim_next(session, "w", 30)
+
+
+def claim_deliveries(session: AsyncSession) -> Awaitable[object]:
+    """The delivery loop's claim: one UPDATE selecting its candidates in a `WITH`."""
+    return webhooks.claim_deliveries(session, "w", 60, limit=16)
 
 
 CASES = {
@@ -144,6 +156,30 @@ CASES = {
         "uq_ledger_response_call",
         bound="response_id",
         sqlite_index="sqlite_autoindex_ledger_1",
+    ),
+    "claim due webhook deliveries": Case(
+        claim_deliveries, "ix_webhook_deliveries_due", bound="due_at", statement="WITH"
+    ),
+    "a run's end finds its owner's webhook endpoints": Case(
+        lambda session: webhooks.enqueue(session, "resp_x", Status.COMPLETED),
+        "ix_webhook_endpoints_owner_created",
+        bound="owner",
+    ),
+    "list webhook endpoints": Case(
+        lambda session: webhooks.list_endpoints(session, "o1", after=None, limit=20),
+        "ix_webhook_endpoints_owner_created",
+        bound="owner",
+    ),
+    "list a webhook's deliveries": Case(
+        lambda session: webhooks.list_deliveries(session, "whep_x", after=None, limit=20),
+        "ix_webhook_deliveries_endpoint_created",
+        bound="endpoint_id",
+    ),
+    "the attempts of deliveries": Case(
+        lambda session: webhooks.attempts_for(session, ["wh_x", "wh_y"]),
+        "uq_webhook_attempts_delivery_number",
+        bound="delivery_id",
+        sqlite_index="sqlite_autoindex_webhook_attempts_1",
     ),
     "an idempotency key": Case(
         lambda session: idempotency.find(session, "o1", "k"),
@@ -248,7 +284,10 @@ def assert_postgres_plan(plan: Sequence[str], case: Case) -> None:
         assert bounded, shown
 
 
-def test_every_index_of_responses_serves_a_case() -> None:
+@pytest.mark.parametrize(
+    "table", [ResponseRow, WebhookEndpointRow, WebhookDeliveryRow, WebhookAttemptRow]
+)
+def test_every_index_serves_a_case(table: type[Base]) -> None:
     # An index no hot query needs only slows every write: each one is here for a reason.
-    indexes = {index.name for index in ResponseRow.__table__.indexes}
+    indexes = {index.name for index in table.__table__.indexes}
     assert indexes <= {case.index for case in CASES.values()}

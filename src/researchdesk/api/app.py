@@ -7,12 +7,15 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from pydantic import BaseModel
 
-from researchdesk.api import health, routes, usage
+from researchdesk.api import health, routes, usage, webhooks
+from researchdesk.api.cors import install_cors
 from researchdesk.api.deps import AppState, key_hash
 from researchdesk.api.errors import BodySizeLimitMiddleware, install_error_handlers
 from researchdesk.api.routes import CREATE_REQUEST_REF
 from researchdesk.api.schemas import CreateResponseRequest
+from researchdesk.api.webhooks import CREATE_WEBHOOK_REF, CreateWebhookRequest
 from researchdesk.compose import open_core, open_worker
 from researchdesk.config import Settings
 
@@ -45,13 +48,24 @@ def create_app(settings: Settings, *, run_worker: bool = True, migrate: bool = T
     app.include_router(routes.router, prefix="/v1")
     app.include_router(routes.router, include_in_schema=False)
     app.include_router(usage.router, prefix="/v1")
+    app.include_router(webhooks.router, prefix="/v1/webhooks")
+    # The path the `openai` SDK's `client.webhooks` methods call.
+    app.include_router(webhooks.router, prefix="/v1/webhook_endpoints", include_in_schema=False)
     app.include_router(health.router)
+    install_cors(app, settings)  # last, so outermost: errors carry its headers too
     app.openapi = _openapi(app)  # type: ignore[method-assign]
     return app
 
 
+_RAW_BODIES: dict[str, type[BaseModel]] = {
+    CREATE_REQUEST_REF: CreateResponseRequest,
+    CREATE_WEBHOOK_REF: CreateWebhookRequest,
+}
+"""The bodies routes read raw (see `schemas.parse_json_body`), by the reference they document."""
+
+
 def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
-    """`app.openapi` completed: the raw create body's schema, and no 422 (never returned)."""
+    """`app.openapi` completed: the raw bodies' schemas, and no 422 (never returned)."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -59,11 +73,10 @@ def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
             return app.openapi_schema
         document = generate()
         schemas = document.setdefault("components", {}).setdefault("schemas", {})
-        create = CreateResponseRequest.model_json_schema(
-            ref_template="#/components/schemas/{model}"
-        )
-        schemas.update(create.pop("$defs", {}))
-        schemas[CREATE_REQUEST_REF.rsplit("/", 1)[1]] = create
+        for ref, model in _RAW_BODIES.items():
+            body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas.update(body.pop("$defs", {}))
+            schemas[ref.rsplit("/", 1)[1]] = body
         # Validation errors are answered 400 with the error envelope (see `errors.py`).
         for operation in (op for path in document["paths"].values() for op in path.values()):
             operation.get("responses", {}).pop("422", None)

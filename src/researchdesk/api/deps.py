@@ -12,6 +12,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from researchdesk.api.output import OutputCache
+from researchdesk.api.schemas import check_storable
 from researchdesk.config import Settings
 from researchdesk.errors import Unauthorized
 from researchdesk.pricing.source import CatalogSource
@@ -72,3 +73,10 @@ async def get_owner(request: Request, state: StateDep) -> str | None:
 
 
 OwnerDep = Annotated[str | None, Depends(get_owner)]
+
+
+async def storable_params(request: Request) -> None:
+    """Path and query values must be storable text too (a NUL cannot be sent to PostgreSQL)."""
+    for name, value in (*request.path_params.items(), *request.query_params.multi_items()):
+        check_storable(name, None)
+        check_storable(value, name)

@@ -9,22 +9,14 @@ from fastapi.responses import StreamingResponse
 
 from researchdesk.api import service
 from researchdesk.api.conditional import CACHE_HEADERS
-from researchdesk.api.deps import OwnerDep, SessionDep, StateDep
+from researchdesk.api.deps import OwnerDep, SessionDep, StateDep, storable_params
 from researchdesk.api.errors import error_responses
-from researchdesk.api.schemas import check_storable, parse_json_body, validate_create
+from researchdesk.api.schemas import parse_json_body, validate_create
 from researchdesk.api.stream import event_stream
 from researchdesk.errors import InvalidRequest
 from researchdesk.status import Status
 
-
-async def _storable_params(request: Request) -> None:
-    """Path and query values must be storable text too (a NUL cannot be sent to PostgreSQL)."""
-    for name, value in (*request.path_params.items(), *request.query_params.multi_items()):
-        check_storable(name, None)
-        check_storable(value, name)
-
-
-router = APIRouter(dependencies=[Depends(_storable_params)])
+router = APIRouter(dependencies=[Depends(storable_params)])
 
 # Sequence numbers are 32-bit integer columns.
 MAX_SEQUENCE_NUMBER = 2**31 - 1

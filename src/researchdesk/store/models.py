@@ -1,4 +1,5 @@
-"""The tables: responses, their journal of steps, their event log, and the shared tool cache."""
+"""The tables: responses, their journal of steps, their event log, the shared tool cache, the
+ledger, idempotency keys, and webhook endpoints with their deliveries and attempts."""
 
 from __future__ import annotations
 
@@ -176,3 +177,87 @@ class IdempotencyRow(Base):
     request_hash: Mapped[str] = mapped_column(String(64))
     response_id: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[float] = mapped_column(Float)
+
+
+class WebhookEndpointRow(Base):
+    """A URL a caller registered to be told when its responses end, with its signing secret.
+
+    `owner` is the key hash the responses carry, or "" when the API is open (no keys).
+    """
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(256))
+    url: Mapped[str] = mapped_column(Text)
+    event_types: Mapped[list[str]] = mapped_column(JSON)
+    secret: Mapped[str] = mapped_column(String(128))
+    """The `whsec_…` signing secret: the worker needs it to sign; only its hint is ever shown."""
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+    # The list pages by `(created_at, id)` within an owner; a run's end finds its owner's
+    # endpoints by the same index (`store.webhooks`; tests/store/test_query_plans.py).
+    __table_args__ = (Index("ix_webhook_endpoints_owner_created", "owner", "created_at", "id"),)
+
+
+class WebhookDeliveryRow(Base):
+    """One event to send to one endpoint: the outbox row, written with the run's terminal state.
+
+    `id` is the `webhook-id` header and `event_id` the payload's `id`: both stay the same across
+    retries, so a receiver can drop repeats. `due_at` (database clock) is when a worker may next
+    claim it; a claim moves it to the end of the claim's lease, so a delivery whose worker died
+    is due again once that lease ends. NULL once delivered or given up.
+    """
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    endpoint_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("webhook_endpoints.id", ondelete="CASCADE")
+    )
+    event_id: Mapped[str] = mapped_column(String(64))
+    event_type: Mapped[str] = mapped_column(String(64))
+    response_id: Mapped[str] = mapped_column(String(64))
+    """No foreign key: the event happened even if the response is deleted before it is sent."""
+    event_created_at: Mapped[float] = mapped_column(Float)
+    state: Mapped[str] = mapped_column(String(16))
+    """`pending`, `delivered` (a 2xx answered) or `failed` (retried for the whole window)."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claims: Mapped[int] = mapped_column(Integer, default=0)
+    """Bumped by each claim: the fence a worker's result write checks."""
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    due_at: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[float] = mapped_column(Float)
+    finished_at: Mapped[float | None] = mapped_column(Float)
+
+    # Workers claim the longest-due first; the API lists an endpoint's deliveries newest first.
+    __table_args__ = (
+        Index("ix_webhook_deliveries_due", "due_at"),
+        Index("ix_webhook_deliveries_endpoint_created", "endpoint_id", "created_at", "id"),
+    )
+
+
+WEBHOOK_DELIVERIES: Table = WebhookDeliveryRow.__table__  # type: ignore[assignment]
+
+
+class WebhookAttemptRow(Base):
+    """One HTTP attempt of a delivery: when, and the status code or the error, and a short
+    excerpt of the answer (never more)."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    delivery_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("webhook_deliveries.id", ondelete="CASCADE")
+    )
+    number: Mapped[int] = mapped_column(Integer)
+    attempted_at: Mapped[float] = mapped_column(Float)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(512))
+    response_excerpt: Mapped[str | None] = mapped_column(String(256))
+
+    __table_args__ = (
+        UniqueConstraint("delivery_id", "number", name="uq_webhook_attempts_delivery_number"),
+    )

@@ -31,6 +31,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from researchdesk.status import Status
 from researchdesk.store.events import Event, append_events, insert_events
 from researchdesk.store.models import LEDGER, RESPONSES, STEPS, ResponseRow
+from researchdesk.store.webhooks import enqueue as enqueue_webhooks
 
 
 @dataclass(frozen=True)
@@ -215,6 +216,7 @@ async def request_cancel(session: AsyncSession, row: ResponseRow) -> ResponseRow
         status=Status.CANCELLED,
         cancel_requested=True,
     ):
+        await enqueue_webhooks(session, row.id, Status.CANCELLED)
         return await session.get(ResponseRow, row.id, populate_existing=True)
     # Only a flag for the worker: a client's stream shows the cancellation when it happens.
     await append_events(

@@ -30,6 +30,7 @@ from researchdesk.store.events import Event, append_events, insert_events
 from researchdesk.store.models import EVENTS, RESPONSES, STEPS, EventRow, ResponseRow
 from researchdesk.store.responses import now
 from researchdesk.store.steps import step_to_dict
+from researchdesk.store.webhooks import enqueue as enqueue_webhooks
 
 
 class LeaseLost(Exception):
@@ -193,6 +194,7 @@ async def fail_exhausted(session: AsyncSession, max_attempts: int) -> list[str]:
         await _log(
             session, response_id, seq, "response.failed", {"status": Status.FAILED, "error": error}
         )
+        await enqueue_webhooks(session, response_id, Status.FAILED)
     return [response_id for response_id, _seq in failed]
 
 
@@ -285,7 +287,8 @@ async def finish(
     error: dict[str, Any] | None = None,
     incomplete_reason: str | None = None,
 ) -> None:
-    """Write the terminal state; the first committed terminal state wins. Raises LeaseLost."""
+    """Write the terminal state, and the webhook deliveries it sends (in the same transaction);
+    the first committed terminal state wins. Raises LeaseLost."""
     if not (status.terminal and can_transition(Status.IN_PROGRESS, status)):
         raise ValueError(f"a running response cannot become {status}")
     data: dict[str, Any] = {"status": status}
@@ -307,6 +310,7 @@ async def finish(
     )
     if not written:
         raise LeaseLost(claim.response_id)
+    await enqueue_webhooks(session, claim.response_id, status)
 
 
 async def release(session: AsyncSession, claim: Claim) -> None:

@@ -1,0 +1,160 @@
+"""Registering, reading, listing and deleting webhook endpoints, and listing their deliveries.
+
+The rules the webhook routes (and `researchdesk webhooks`) call: checks, commits, and the
+objects they answer with. An endpoint belongs to the API key that registered it, as a response
+does; another key's endpoint is 404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from researchdesk.config import Settings
+from researchdesk.errors import InvalidRequest, NotFound
+from researchdesk.store import webhooks as store
+from researchdesk.store.models import WebhookAttemptRow, WebhookDeliveryRow, WebhookEndpointRow
+from researchdesk.webhooks.addresses import Resolver, UnsafeURL, resolve_host, resolve_target
+from researchdesk.webhooks.signing import new_secret, secret_hint
+
+
+class EndpointRequest(Protocol):
+    """What a new endpoint is made of (`api.webhooks.CreateWebhookRequest`)."""
+
+    @property
+    def url(self) -> str: ...
+    @property
+    def event_types(self) -> list[Any]: ...
+    @property
+    def name(self) -> str | None: ...
+
+
+async def create_endpoint(
+    settings: Settings,
+    session: AsyncSession,
+    owner: str | None,
+    request: EndpointRequest,
+    resolve: Resolver = resolve_host,
+) -> dict[str, Any]:
+    """Check the URL (see `webhooks.addresses`), store the endpoint with a new secret, commit;
+    the answer carries the secret, which is never shown again."""
+    try:
+        async with asyncio.timeout(settings.webhook_timeout_seconds):
+            await resolve_target(
+                request.url, allow_private=settings.webhook_allow_private, resolve=resolve
+            )
+    except UnsafeURL as exc:
+        raise InvalidRequest(exc.message, param="url", code=exc.code) from None
+    except TimeoutError:
+        raise InvalidRequest(
+            "The URL's host could not be resolved in time.", param="url", code="unresolvable_host"
+        ) from None
+    row = store.new_endpoint(
+        owner=owner,
+        name=request.name or "",
+        url=request.url,
+        event_types=[str(event_type) for event_type in request.event_types],
+        secret=new_secret(),
+    )
+    await store.insert_endpoint(session, row)
+    await session.commit()
+    return {**render_endpoint(row), "signing_secret": row.secret}
+
+
+async def get_endpoint(
+    session: AsyncSession, owner: str | None, endpoint_id: str
+) -> WebhookEndpointRow:
+    """The endpoint `owner` may see, else 404."""
+    row = await store.find_endpoint(session, endpoint_id, owner)
+    if row is None:
+        raise NotFound(f"No webhook endpoint found with id '{endpoint_id}'.", param="webhook_id")
+    return row
+
+
+async def list_endpoints(
+    session: AsyncSession, owner: str | None, *, after: str | None, limit: int
+) -> dict[str, Any]:
+    """A page of the caller's endpoints, newest first, in the OpenAI list shape."""
+    cursor = None
+    if after is not None:
+        cursor = await store.find_endpoint(session, after, owner)
+        if cursor is None:
+            raise InvalidRequest(f"Unknown cursor '{after}'.", param="after")
+    rows, has_more = await store.list_endpoints(session, owner, after=cursor, limit=limit)
+    return _page([render_endpoint(row) for row in rows], has_more=has_more)
+
+
+async def delete_endpoint(
+    session: AsyncSession, owner: str | None, endpoint_id: str
+) -> dict[str, Any]:
+    """Delete an endpoint with its deliveries; nothing more is sent to it."""
+    row = await get_endpoint(session, owner, endpoint_id)
+    await store.delete_endpoint(session, row.id)
+    await session.commit()
+    return {"id": row.id, "object": "webhook_endpoint.deleted", "deleted": True}
+
+
+async def list_deliveries(
+    session: AsyncSession, owner: str | None, endpoint_id: str, *, after: str | None, limit: int
+) -> dict[str, Any]:
+    """A page of an endpoint's deliveries, newest first, each with its attempts."""
+    endpoint = await get_endpoint(session, owner, endpoint_id)
+    cursor = None
+    if after is not None:
+        cursor = await store.find_delivery(session, after)
+        if cursor is None or cursor.endpoint_id != endpoint.id:
+            raise InvalidRequest(f"Unknown cursor '{after}'.", param="after")
+    rows, has_more = await store.list_deliveries(session, endpoint.id, after=cursor, limit=limit)
+    attempts = await store.attempts_for(session, [row.id for row in rows])
+    return _page([_render_delivery(row, attempts[row.id]) for row in rows], has_more=has_more)
+
+
+def render_endpoint(row: WebhookEndpointRow) -> dict[str, Any]:
+    """The public object of an endpoint (without its secret)."""
+    return {
+        "id": row.id,
+        "object": "webhook_endpoint",
+        "created_at": int(row.created_at),
+        "updated_at": int(row.updated_at),
+        "name": row.name,
+        "url": row.url,
+        "event_types": list(row.event_types),
+        "signing_secret_hint": secret_hint(row.secret),
+    }
+
+
+def _render_delivery(row: WebhookDeliveryRow, attempts: list[WebhookAttemptRow]) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "object": "webhook_delivery",
+        "webhook_endpoint_id": row.endpoint_id,
+        "event_id": row.event_id,
+        "event_type": row.event_type,
+        "response_id": row.response_id,
+        "created_at": int(row.event_created_at),
+        "status": row.state,
+        "next_attempt_at": None if row.due_at is None else int(row.due_at),
+        "finished_at": None if row.finished_at is None else int(row.finished_at),
+        "attempts": [
+            {
+                "number": attempt.number,
+                "attempted_at": int(attempt.attempted_at),
+                "status_code": attempt.status_code,
+                "error": attempt.error,
+                "response_excerpt": attempt.response_excerpt,
+            }
+            for attempt in attempts
+        ],
+    }
+
+
+def _page(data: list[dict[str, Any]], *, has_more: bool) -> dict[str, Any]:
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": has_more,
+    }

@@ -1,0 +1,118 @@
+"""`researchdesk webhooks create | list | delete`: manage webhook endpoints from the shell.
+
+Talks to the database directly (as `migrate` does), through the same validation and rules as
+`POST/GET/DELETE /v1/webhooks`; prints the API's JSON objects. With API keys configured, each
+command acts for one key (`--key`), which owns the endpoints it creates, as over HTTP.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from researchdesk.config import Settings
+from researchdesk.errors import ResearchDeskError
+from researchdesk.store.db import create_engine, create_sessionmaker
+from researchdesk.webhooks.events import EventType
+
+_PAGE = 100
+
+
+def add_parser(commands: Any) -> None:
+    """Add `webhooks` and its subcommands to the CLI's subparsers."""
+    webhooks = commands.add_parser("webhooks", help="manage webhook endpoints (database direct)")
+    actions = webhooks.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="register an endpoint; prints its secret once")
+    create.add_argument("--url", required=True)
+    create.add_argument(
+        "--event",
+        dest="events",
+        action="append",
+        choices=[str(event) for event in EventType],
+        help="an event type to send (repeat it; default: all four)",
+    )
+    create.add_argument("--name", default=None)
+    actions.add_parser("list", help="the endpoints, newest first")
+    delete = actions.add_parser("delete", help="delete an endpoint and its deliveries")
+    delete.add_argument("webhook_id")
+    for action in actions.choices.values():
+        action.add_argument(
+            "--key", default=None, help="the API key the endpoints belong to (when keys are set)"
+        )
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Run one `webhooks` subcommand; prints JSON, or the error and returns 1."""
+    try:
+        owner = _owner(args.key, settings)
+        result = asyncio.run(_with_session(settings, _action(args, settings, owner)))
+    except (ResearchDeskError, ValueError) as exc:
+        print(f"error: {getattr(exc, 'message', exc)}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _owner(key: str | None, settings: Settings) -> str | None:
+    """The owner `key` stands for, checked against the configured keys."""
+    keys = settings.api_key_list()
+    if not keys:
+        if key is not None:
+            raise ValueError("no API keys are configured (RESEARCHDESK_API_KEYS): drop --key")
+        return None
+    if key is None:
+        raise ValueError("API keys are configured: pass --key KEY, the key the endpoints serve")
+    if key not in keys:
+        raise ValueError("--key is not one of RESEARCHDESK_API_KEYS")
+    from researchdesk.api.deps import key_hash  # only this command loads the API
+
+    return key_hash(key)
+
+
+Action = Callable[[AsyncSession], Awaitable[dict[str, Any]]]
+
+
+def _action(args: argparse.Namespace, settings: Settings, owner: str | None) -> Action:
+    # The API's rules load only for this command: the CLI's other commands stay light.
+    from researchdesk.api import webhook_service as service
+    from researchdesk.api.webhooks import validate_webhook
+
+    if args.action == "create":
+        body: dict[str, Any] = {
+            "url": args.url,
+            "event_types": args.events or [str(event) for event in EventType],
+        }
+        if args.name is not None:
+            body["name"] = args.name
+        request = validate_webhook(body)
+        return lambda session: service.create_endpoint(settings, session, owner, request)
+    if args.action == "delete":
+        return lambda session: service.delete_endpoint(session, owner, args.webhook_id)
+    return lambda session: _list_all(session, owner)
+
+
+async def _list_all(session: AsyncSession, owner: str | None) -> dict[str, Any]:
+    """Every page of the list, as one list object."""
+    from researchdesk.api import webhook_service as service
+
+    page = await service.list_endpoints(session, owner, after=None, limit=_PAGE)
+    data = list(page["data"])
+    while page["has_more"]:
+        page = await service.list_endpoints(session, owner, after=page["last_id"], limit=_PAGE)
+        data.extend(page["data"])
+    return {**page, "data": data, "first_id": data[0]["id"] if data else None, "has_more": False}
+
+
+async def _with_session(settings: Settings, action: Action) -> dict[str, Any]:
+    engine = create_engine(settings.database_url)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            return await action(session)
+    finally:
+        await engine.dispose()

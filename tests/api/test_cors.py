@@ -1,0 +1,74 @@
+"""CORS for browser dashboards: off by default; preflights and answers for allowed origins only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+DASHBOARD = "https://dash.example.com"
+PREFLIGHT = {
+    "origin": DASHBOARD,
+    "access-control-request-method": "GET",
+    "access-control-request-headers": "authorization, if-none-match, idempotency-key, content-type",
+}
+
+
+def test_cors_is_off_by_default(service: httpx.Client) -> None:
+    preflight = service.options("/v1/responses", headers=PREFLIGHT)
+    assert "access-control-allow-origin" not in preflight.headers
+    assert preflight.status_code == 405  # no CORS: an OPTIONS is just an unknown method
+    answer = service.get("/v1/responses", headers={"origin": DASHBOARD})
+    assert answer.status_code == 200
+    assert "access-control-allow-origin" not in answer.headers
+
+
+def test_an_allowed_origin_gets_preflights_and_readable_headers(client_for: Any) -> None:
+    client = client_for(cors_origins=f"{DASHBOARD}, https://other.example.com", api_keys="k1")
+    preflight = client.options("/v1/responses/resp_x", headers=PREFLIGHT)
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == DASHBOARD
+    allowed = {
+        h.strip().lower() for h in preflight.headers["access-control-allow-headers"].split(",")
+    }
+    assert {"authorization", "if-none-match", "idempotency-key", "content-type"} <= allowed
+    assert {"GET", "POST", "DELETE"} <= set(
+        preflight.headers["access-control-allow-methods"].replace(" ", "").split(",")
+    )
+    assert "access-control-allow-credentials" not in preflight.headers
+
+    created = client.post(
+        "/v1/responses",
+        json={"input": "q", "background": True},
+        headers={"origin": DASHBOARD, "authorization": "Bearer k1"},
+    )
+    assert created.status_code == 200
+    assert created.headers["access-control-allow-origin"] == DASHBOARD
+    exposed = {
+        h.strip().lower() for h in created.headers["access-control-expose-headers"].split(",")
+    }
+    assert {"etag", "retry-after"} <= exposed
+    # Errors carry the headers too, so that a dashboard can read the error envelope.
+    refused = client.get("/v1/responses", headers={"origin": DASHBOARD})
+    assert refused.status_code == 401
+    assert refused.headers["access-control-allow-origin"] == DASHBOARD
+
+
+def test_a_disallowed_origin_gets_no_cors_headers(client_for: Any) -> None:
+    client = client_for(cors_origins=DASHBOARD)
+    evil = {**PREFLIGHT, "origin": "https://evil.example.com"}
+    preflight = client.options("/v1/responses", headers=evil)
+    assert preflight.status_code == 400
+    assert "access-control-allow-origin" not in preflight.headers
+    answer = client.get("/v1/responses", headers={"origin": "https://evil.example.com"})
+    assert "access-control-allow-origin" not in answer.headers
+
+
+def test_a_wildcard_allows_any_origin_without_credentials(client_for: Any) -> None:
+    client = client_for(cors_origins="*")
+    preflight = client.options("/v1/webhooks", headers={**PREFLIGHT, "origin": "https://a.b"})
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == "*"
+    assert "access-control-allow-credentials" not in preflight.headers
+    answer = client.get("/v1/responses", headers={"origin": "https://a.b"})
+    assert answer.headers["access-control-allow-origin"] == "*"
