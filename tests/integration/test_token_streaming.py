@@ -277,3 +277,20 @@ def test_a_run_cancelled_mid_answer_keeps_the_text_shown_as_cut(
     events = wire_events(service, rid)
     assert events[-1].type == "response.incomplete"
     assert events[-1].response.output[-1].status == "incomplete"
+
+
+def test_the_sdk_follows_an_existing_response_and_accumulates_its_answer(
+    service: httpx.Client, router: FakeRouter
+) -> None:
+    held = threading.Event()
+    router.script(tool_calls(SEARCH), reply(ANSWER, stream=StreamPlan(after=10, pause=held)))
+    rid = create(service)
+    wait_shown(service, rid, ANSWER[:80])
+    held.set()
+    # Joined mid-answer: the SDK reads the stream from the first event and accumulates it.
+    with sdk(service).responses.stream(response_id=rid) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    deltas = [e for e in events if e.type == "response.output_text.delta"]
+    assert deltas[-1].snapshot == ANSWER == final.output_text
+    assert final.status == "completed"

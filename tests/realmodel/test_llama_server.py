@@ -169,6 +169,14 @@ def test_a_research_question_against_llama_server(
     assert events[-1].type == f"response.{final.status}"
     done = [e.item for e in events if e.type == "response.output_item.done"]  # type: ignore[union-attr]
     assert [item.id for item in done] == [item.id for item in final.output]
+    # The answer was streamed from llama-server (`stream: true`): its deltas spell it exactly.
+    answer = final.output[-1]
+    assert answer.type == "message"
+    assert answer.content[0].type == "output_text"
+    deltas = [
+        e.delta for e in events if e.type == "response.output_text.delta" and e.item_id == answer.id
+    ]
+    assert "".join(deltas) == answer.content[0].text
 
     # Exact cost: the tokens the server reported, times the configured price, per call.
     usage = body["usage"]

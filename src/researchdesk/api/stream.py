@@ -21,6 +21,8 @@ from researchdesk.store.steps import load_steps
 
 _TERMINAL_EVENTS = {f"response.{status.value}" for status in Status if status.terminal}
 _STATUS_EVENTS = {"response.created", "response.queued", "response.in_progress"}
+_BEFORE_ANY_STEP = {"response.created", "response.queued"}
+"""Events sent before the run began: the response they carry has no output and no usage yet."""
 _WIRE_TYPES = {"response.cancelled": "response.incomplete"}
 """OpenAI's stream has no event for a cancelled response: it ends with `response.incomplete`
 carrying the response with `status: "cancelled"`, so every client parses it as a typed event."""
@@ -100,12 +102,17 @@ async def _wire_event(
             # The row may be older than this event; the final state is committed with it.
             row = await session.get(ResponseRow, row.id, populate_existing=True) or row
             journal.clear()
+        status = Status(event.data.get("status", _status_of(event.type)))
+        if event.type in _BEFORE_ANY_STEP:
+            # As it was then: clients (the SDK among them) take the output of `created` as
+            # the items already announced, and each item is announced once.
+            body["response"] = render_response(row, [], 0, status=status)
+            return body
         if not journal:
             journal.append(
                 (await load_steps(session, row.id), await ledger.spent_micros(session, row.id))
             )
         steps, spent = journal[0]
-        status = Status(event.data.get("status", _status_of(event.type)))
         body["response"] = render_response(row, steps, spent, status=status)
     else:
         body.update(event.data)
