@@ -1,17 +1,22 @@
-"""The money ledger: reservations before LLM calls, charges after them, and their sums."""
+"""The money ledger: reservations before LLM calls, charges after them, and their sums.
+
+A run created with a database key also moves that key's window counters (`store.spend`) in
+the same transactions: its reservations are taken from them under the key's limits.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from researchdesk.status import Status
+from researchdesk.store import spend
 from researchdesk.store.models import LEDGER, RESPONSES, LedgerRow
+from researchdesk.windows import day_of
 
 RESERVED = "reserved"
 CHARGED = "charged"
@@ -55,6 +60,19 @@ class Reservation:
 
     call_index: int
     spent_micros: int
+    key_left_micros: int | None = None
+    """What the run's key may still commit in its tightest window after this reservation;
+    None when the run has no key with a limit."""
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A reservation that did not fit: the run's own budget (or its claim is lost), or one of
+    its key's windows."""
+
+    by_key: bool = False
+    key_left_micros: int | None = None
+    """What the run's key may still commit in its tightest window, when the key refused."""
 
 
 # The per-call statements, built once (see `store.runs`): the fence locks the response row.
@@ -66,7 +84,7 @@ _FENCE = (
         RESPONSES.c.status == Status.IN_PROGRESS,
     )
     .values(event_seq=RESPONSES.c.event_seq)
-    .returning(RESPONSES.c.max_cost_micros, RESPONSES.c.owner)
+    .returning(RESPONSES.c.max_cost_micros, RESPONSES.c.owner, RESPONSES.c.api_key_id)
 )
 _TOTALS = select(func.coalesce(func.sum(LEDGER.c.amount_micros), 0), func.count()).where(
     LEDGER.c.response_id == bindparam("b_id")
@@ -77,8 +95,15 @@ _OPEN = (
     LEDGER.c.call_index == bindparam("b_call"),
     LEDGER.c.state == RESERVED,
 )
-_SETTLE = update(LEDGER).where(*_OPEN)
-_REFUND = update(LEDGER).where(*_OPEN).values(state=REFUNDED, amount_micros=0, counted="refused")
+# Both say what the key's counters must give back: the reservation, in the windows of its day.
+_RESERVED = (LEDGER.c.api_key_id, LEDGER.c.day, LEDGER.c.reserved_micros)
+_SETTLE = update(LEDGER).where(*_OPEN).returning(*_RESERVED)
+_REFUND = (
+    update(LEDGER)
+    .where(*_OPEN)
+    .values(state=REFUNDED, amount_micros=0, counted="refused")
+    .returning(*_RESERVED)
+)
 
 
 async def reserve(
@@ -89,30 +114,40 @@ async def reserve(
     amount_micros: int,
     model: str,
     provider: str | None,
-) -> Reservation | None:
-    """Reserve `amount_micros` for the next call if it fits the response's budget.
+) -> Reservation | Refused:
+    """Reserve `amount_micros` for the next call if it fits the response's budget and the
+    windows of the response's key (`store.spend.take`).
 
     The fenced no-op UPDATE locks the response row (and proves the claim is still ours), so two
-    reservations of one response can never both see the same remaining budget. Returns None
-    when it does not fit. Raises nothing on a lost claim: it returns None, and the caller's next
-    fenced write reports the loss.
+    reservations of one response can never both see the same remaining budget; the key's
+    counters are locked by their conditional upserts. Returns `Refused` when it does not fit,
+    having changed nothing. Raises nothing on a lost claim: it returns `Refused`, and the
+    caller's next fenced write reports the loss.
     """
     fenced = (
         await session.execute(_FENCE, {"b_id": response_id, "b_attempt": attempt})
     ).one_or_none()
     if fenced is None:
-        return None
-    max_cost, owner = fenced
+        return Refused()
+    max_cost, owner, key_id = fenced
     spent, calls = (await session.execute(_TOTALS, {"b_id": response_id})).one()
     if int(spent) + amount_micros > max_cost:
-        return None
+        return Refused()
     now = time.time()
+    day = day_of(now)
+    key_left = None
+    if key_id is not None:
+        taken = await spend.take(session, key_id, day, amount_micros)
+        if not taken.ok:
+            return Refused(by_key=True, key_left_micros=taken.left_micros)
+        key_left = taken.left_micros
     reservation = {
         "response_id": response_id,
         "call_index": int(calls),
         "attempt": attempt,
         "owner": owner,
-        "day": datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d"),
+        "api_key_id": key_id,
+        "day": day,
         "model": model,
         "provider": provider,
         "state": RESERVED,
@@ -128,11 +163,12 @@ async def reserve(
         "settled_at": None,
     }
     await session.execute(_INSERT, reservation)
-    return Reservation(int(calls), int(spent) + amount_micros)
+    return Reservation(int(calls), int(spent) + amount_micros, key_left)
 
 
 async def settle(session: AsyncSession, response_id: str, call_index: int, charge: Charge) -> None:
-    """Replace a reservation by the real charge (in the same transaction as the step)."""
+    """Replace a reservation by the real charge (in the same transaction as the step), and move
+    the key's windows by the difference."""
     values = {
         "b_id": response_id,
         "b_call": call_index,
@@ -147,14 +183,28 @@ async def settle(session: AsyncSession, response_id: str, call_index: int, charg
         "completion_tokens": charge.completion_tokens,
         "settled_at": time.time(),
     }
-    await session.execute(_SETTLE, values)
+    settled = (await session.execute(_SETTLE, values)).one_or_none()
+    if settled is not None and settled.api_key_id is not None:
+        reserved = int(settled.reserved_micros)
+        await spend.move(
+            session,
+            settled.api_key_id,
+            settled.day,
+            committed=charge.amount_micros - reserved,
+            reserved=-reserved,
+        )
 
 
 async def refund(session: AsyncSession, response_id: str, call_index: int) -> None:
-    """Release a reservation whose call the endpoint refused: it cost nothing."""
-    await session.execute(
-        _REFUND, {"b_id": response_id, "b_call": call_index, "settled_at": time.time()}
-    )
+    """Release a reservation whose call the endpoint refused: it cost nothing (and gives the
+    key's windows their money back)."""
+    values = {"b_id": response_id, "b_call": call_index, "settled_at": time.time()}
+    released = (await session.execute(_REFUND, values)).one_or_none()
+    if released is not None and released.api_key_id is not None:
+        reserved = int(released.reserved_micros)
+        await spend.move(
+            session, released.api_key_id, released.day, committed=-reserved, reserved=-reserved
+        )
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """The tables: responses, their journal of steps, their event log, the shared tool cache, the
-ledger, idempotency keys, and webhook endpoints with their deliveries and attempts."""
+ledger, idempotency keys, webhook endpoints with their deliveries and attempts, and API keys
+with their spend per window."""
 
 from __future__ import annotations
 
@@ -32,6 +33,9 @@ class ResponseRow(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     owner: Mapped[str | None] = mapped_column(String(64))
+    api_key_id: Mapped[str | None] = mapped_column(String(64))
+    """The database key the run was created with: its spend limits apply to every call of the
+    run. NULL for a key from the environment and on an open API (no limits)."""
     created_at: Mapped[float] = mapped_column(Float)
     completed_at: Mapped[float | None] = mapped_column(Float)
     status: Mapped[str] = mapped_column(String(16))
@@ -143,6 +147,8 @@ class LedgerRow(Base):
     call_index: Mapped[int] = mapped_column(Integer)
     attempt: Mapped[int] = mapped_column(Integer)
     owner: Mapped[str | None] = mapped_column(String(64))
+    api_key_id: Mapped[str | None] = mapped_column(String(64))
+    """The run's database key: its `key_spend` counters move with this row (see `store.spend`)."""
     day: Mapped[str] = mapped_column(String(10))
     model: Mapped[str] = mapped_column(String(256))
     provider: Mapped[str | None] = mapped_column(String(128))
@@ -261,3 +267,55 @@ class WebhookAttemptRow(Base):
     __table_args__ = (
         UniqueConstraint("delivery_id", "number", name="uq_webhook_attempts_delivery_number"),
     )
+
+
+class ApiKeyRow(Base):
+    """An API key kept in the database: the SHA-256 of its secret (never the secret), its role,
+    expiry, revocation and spend limits.
+
+    Rows are never deleted (a revoked key keeps its row): the ledger and the responses name
+    them, and once any key exists the API is no longer open.
+    """
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hash: Mapped[str] = mapped_column(String(64))
+    """SHA-256 of the secret, hex; also the `owner` of what the key creates."""
+    hint: Mapped[str] = mapped_column(String(16))
+    """The secret's first characters (`rd_AbCd…`), to tell keys apart; never enough to use."""
+    name: Mapped[str] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+    last_used_at: Mapped[float | None] = mapped_column(Float)
+    expires_at: Mapped[float | None] = mapped_column(Float)
+    revoked_at: Mapped[float | None] = mapped_column(Float)
+    daily_limit_micros: Mapped[int | None] = mapped_column(BigInteger)
+    monthly_limit_micros: Mapped[int | None] = mapped_column(BigInteger)
+
+    # Every authenticated request finds its key by the hash (tests/store/test_query_plans.py).
+    __table_args__ = (UniqueConstraint("hash", name="uq_api_keys_hash"),)
+
+
+class KeySpendRow(Base):
+    """What a key has committed in one window (a UTC day `2026-03-05` or month `2026-03`):
+    charges plus open reservations, and of that the open reservations.
+
+    The lock of a key's limit: a reservation moves it with a conditional UPDATE (only while it
+    stays within the limit) in the same transaction as its ledger row, and the settlement and
+    the release move it in the transactions that change that ledger row.
+    """
+
+    __tablename__ = "key_spend"
+
+    key_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True
+    )
+    period: Mapped[str] = mapped_column(String(10), primary_key=True)
+    committed_micros: Mapped[int] = mapped_column(BigInteger)
+    reserved_micros: Mapped[int] = mapped_column(BigInteger)
+
+
+API_KEYS: Table = ApiKeyRow.__table__  # type: ignore[assignment]
+KEY_SPEND: Table = KeySpendRow.__table__  # type: ignore[assignment]

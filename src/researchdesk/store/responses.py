@@ -52,6 +52,7 @@ def new_response(
     max_cost_micros: int,
     input_items: list[dict[str, Any]],
     owner: str | None = None,
+    api_key_id: str | None = None,
     background: bool = True,
     previous_response_id: str | None = None,
     session_id: str | None = None,
@@ -65,6 +66,7 @@ def new_response(
     return ResponseRow(
         id=f"resp_{uuid.uuid4().hex}",
         owner=owner,
+        api_key_id=api_key_id,
         created_at=time.time(),
         completed_at=None,
         status=Status.QUEUED,

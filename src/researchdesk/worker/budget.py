@@ -1,24 +1,70 @@
 """The money guard of one run, persisted: reserve before each LLM call, charge after, in the ledger.
 
 The arithmetic is `pricing.guard`'s; this class reads the price and the money left and writes
-the ledger.
+the ledger. The money left is the run's own (its `max_cost_usd` less what it committed) or,
+when the run's API key has spend limits, what the key's windows have left, whichever is less.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from researchdesk.agent.steps import LLMStep
 from researchdesk.pricing.catalog import PriceCatalog
 from researchdesk.pricing.cost import call_cost_micros
 from researchdesk.pricing.guard import final_plan, output_allowance, research_plan
 from researchdesk.pricing.models import ModelRef, Price
-from researchdesk.store import ledger, runs
+from researchdesk.store import ledger, runs, spend
 from researchdesk.worker.deps import WorkerDeps
 
 logger = logging.getLogger(__name__)
+
+_RESERVE_TRIES = 8
+"""Plans re-made after the key's windows refused a reservation (other runs spent meanwhile)."""
+
+
+class KeyMoney:
+    """What the run's API key may still commit, as last seen.
+
+    Other runs of the key spend meanwhile, so this is only a guess for planning: the database
+    checks every reservation against the key's limits, and a refusal makes the run read afresh
+    and plan again (`RunBudget.allow`).
+    """
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], key_id: str | None) -> None:
+        self._sessions = sessions
+        self.key_id = key_id
+        self._seen: int | None = None
+        self._known = False
+
+    @property
+    def limited(self) -> bool:
+        """Whether the key was last seen with a limit."""
+        return self._seen is not None
+
+    async def left(self, *, fresh: bool) -> int | None:
+        """The least the key's limited windows have left; None when none is limited (or there
+        is no key). Read from the database when `fresh` or not known yet."""
+        if self.key_id is None:
+            return None
+        if fresh or not self._known:
+            async with self._sessions() as session, session.begin():
+                _, found = await spend.current_windows(session, [self.key_id], time.time())
+            self.saw(spend.left_of(found.get(self.key_id, [])))
+        return self._seen
+
+    def saw(self, left: int | None) -> None:
+        """The database said what the key has left."""
+        self._seen = left
+        self._known = True
+
+    def spent(self, change: int) -> None:
+        """This run committed `change` more micro-USD (less, when negative)."""
+        if self._seen is not None:
+            self._seen = max(0, self._seen - change)
 
 
 class RunBudget:
@@ -31,8 +77,10 @@ class RunBudget:
         model: str,
         *,
         door_price: Price | None = None,
+        api_key_id: str | None = None,
     ) -> None:
         self._sessions = deps.sessions
+        self._key = KeyMoney(deps.sessions, api_key_id)
         self._claim = claim
         self._model = model
         self._prices = deps.prices
@@ -53,13 +101,25 @@ class RunBudget:
         worst = self._worst(await self._prices.get())
         if worst is None:
             # Only reachable for runs the operator allowed unpriced: no money guard applies.
-            return await self._reserve(0, desired_tokens)
-        remaining = await self._remaining()
+            reserved = await self._reserve(0, desired_tokens)
+            return reserved if isinstance(reserved, int) else None
         plan_for = research_plan if research else final_plan
-        plan = plan_for(worst, remaining, prompt_bound, desired_tokens)
-        if plan is None:
-            return None
-        return await self._reserve(plan.reservation_micros, plan.max_tokens)
+        fresh = False
+        for _ in range(_RESERVE_TRIES):
+            plan = plan_for(worst, await self._remaining(fresh), prompt_bound, desired_tokens)
+            if plan is None:
+                if fresh or not self._key.limited:
+                    return None
+                fresh = True  # the key's windows as last seen may have got money back since
+                continue
+            reserved = await self._reserve(plan.reservation_micros, plan.max_tokens)
+            if isinstance(reserved, int):
+                return reserved
+            if not reserved.by_key:
+                return None
+            fresh = True
+        logger.warning("run %s: its key's windows kept refusing", self._claim.response_id)
+        return None
 
     async def output_allowance(self, *, prompt_bound: int) -> int | None:
         """Bytes of tool output the next prompt may take (see `Budget.output_allowance`)."""
@@ -67,6 +127,9 @@ class RunBudget:
         if worst is None:
             return None
         max_cost, remaining = await self._money()
+        key_left = await self._key.left(fresh=False)
+        if key_left is not None:
+            remaining = min(remaining, key_left)
         return output_allowance(worst, max_cost, remaining, prompt_bound)
 
     def _worst(self, catalog: PriceCatalog) -> Price | None:
@@ -78,9 +141,12 @@ class RunBudget:
         worst = catalog.worst_case(self._model)
         return worst if worst is not None else self._door_price
 
-    async def _remaining(self) -> int:
-        """Micro-USD the run may still commit: its cap less charges and open reservations."""
-        return (await self._money())[1]
+    async def _remaining(self, fresh_key: bool) -> int:
+        """Micro-USD the run may still commit: its cap less charges and open reservations, or
+        what its key's windows have left if that is less."""
+        remaining = (await self._money())[1]
+        key_left = await self._key.left(fresh=fresh_key)
+        return remaining if key_left is None else min(remaining, key_left)
 
     async def _money(self) -> tuple[int, int]:
         """The run's cap and what it may still commit, in micro-USD."""
@@ -92,7 +158,8 @@ class RunBudget:
         cap, spent = self._money_known
         return cap, cap - spent
 
-    async def _reserve(self, amount: int, max_tokens: int) -> int | None:
+    async def _reserve(self, amount: int, max_tokens: int) -> int | ledger.Refused:
+        """Reserve `amount`; the call's `max_tokens`, or why the database refused."""
         # The ledger keeps the model and its provider apart (`GET /v1/usage` groups by both).
         ref = (await self._prices.get()).resolve(self._model)
         async with self._sessions() as session, session.begin():
@@ -104,11 +171,16 @@ class RunBudget:
                 model=ref.model,
                 provider=ref.provider,
             )
-        if reserved is None:
-            self._money_known = None  # read it afresh: the database disagreed
-            return None
+        if isinstance(reserved, ledger.Refused):
+            if reserved.by_key:
+                self._key.saw(reserved.key_left_micros)
+            else:
+                self._money_known = None  # read it afresh: the database disagreed
+            return reserved
         if self._money_known is not None:
             self._money_known = (self._money_known[0], reserved.spent_micros)
+        if self._key.key_id is not None:
+            self._key.saw(reserved.key_left_micros)
         self._open = (reserved.call_index, amount)
         self._priced = None
         return max_tokens
@@ -158,6 +230,7 @@ class RunBudget:
         self._open = None
 
     def _committed(self, change: int) -> None:
+        self._key.spent(change)
         if self._money_known is not None:
             cap, spent = self._money_known
             self._money_known = (cap, spent + change)

@@ -55,7 +55,9 @@ class RunHandle:
                 steps = await load_steps(session, rid)
             spec = build_spec(row, chain, chain_steps, self._settings)
             door_price = Price.from_json(row.params.get(PRICE_PARAM))
-            budget = RunBudget(self._deps, self.claim, row.model, door_price=door_price)
+            budget = RunBudget(
+                self._deps, self.claim, row.model, door_price=door_price, api_key_id=row.api_key_id
+            )
             journal = DatabaseJournal(self._deps, self.claim, steps, budget)
             await journal.recover(row.live)
             agent = self._deps.agent
