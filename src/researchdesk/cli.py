@@ -1,4 +1,4 @@
-"""The `researchdesk` command: serve, worker, migrate, webhooks, demo."""
+"""The `researchdesk` command: serve, worker, migrate, keys, webhooks, demo."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
-from researchdesk import cli_webhooks
+from researchdesk import cli_keys, cli_webhooks
 from researchdesk.config import MAX_WORKER_CONCURRENCY, Settings
 from researchdesk.store.db import create_engine, is_sqlite
 from researchdesk.store.migrate import upgrade_to_head
@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
 
     commands.add_parser("migrate", help="apply database migrations and exit")
 
+    cli_keys.add_parser(commands)
     cli_webhooks.add_parser(commands)
 
     demo = commands.add_parser("demo", help="an offline demo with a scripted model")
@@ -79,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(_migrate(Settings()))
         print("migrations applied")
         return 0
+    if args.command == "keys":
+        return cli_keys.run(args, Settings())
     if args.command == "webhooks":
         return cli_webhooks.run(args, Settings())
     if args.command == "demo":

@@ -1,8 +1,9 @@
 """`researchdesk webhooks create | list | delete`: manage webhook endpoints from the shell.
 
 Talks to the database directly (as `migrate` does), through the same validation and rules as
-`POST/GET/DELETE /v1/webhooks`; prints the API's JSON objects. With API keys configured, each
-command acts for one key (`--key`), which owns the endpoints it creates, as over HTTP.
+`POST/GET/DELETE /v1/webhooks`; prints the API's JSON objects. With API keys configured (in the
+environment or the database), each command acts for one key (`--key`), which owns the
+endpoints it creates, as over HTTP.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import argparse
 import asyncio
 import json
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from researchdesk.config import Settings
 from researchdesk.errors import ResearchDeskError
+from researchdesk.store import keys
 from researchdesk.store.db import create_engine, create_sessionmaker
 from researchdesk.webhooks.events import EventType
 
@@ -49,9 +52,13 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run one `webhooks` subcommand; prints JSON, or the error and returns 1."""
+
+    async def act(session: AsyncSession) -> dict[str, Any]:
+        owner = await _owner(session, args.key, settings)
+        return await _action(args, settings, owner)(session)
+
     try:
-        owner = _owner(args.key, settings)
-        result = asyncio.run(_with_session(settings, _action(args, settings, owner)))
+        result = asyncio.run(_with_session(settings, act))
     except (ResearchDeskError, ValueError) as exc:
         print(f"error: {getattr(exc, 'message', exc)}", file=sys.stderr)
         return 1
@@ -59,20 +66,22 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _owner(key: str | None, settings: Settings) -> str | None:
-    """The owner `key` stands for, checked against the configured keys."""
-    keys = settings.api_key_list()
-    if not keys:
+async def _owner(session: AsyncSession, key: str | None, settings: Settings) -> str | None:
+    """The owner `key` stands for, checked against the environment's keys and the database's
+    (a revoked or expired key stands for nobody)."""
+    configured = settings.api_key_list() + settings.admin_api_key_list()
+    if not configured and not await keys.any_keys(session):
         if key is not None:
-            raise ValueError("no API keys are configured (RESEARCHDESK_API_KEYS): drop --key")
+            raise ValueError("no API keys are configured (environment or database): drop --key")
         return None
     if key is None:
         raise ValueError("API keys are configured: pass --key KEY, the key the endpoints serve")
-    if key not in keys:
-        raise ValueError("--key is not one of RESEARCHDESK_API_KEYS")
-    from researchdesk.api.deps import key_hash  # only this command loads the API
-
-    return key_hash(key)
+    if key in configured:
+        return keys.key_hash(key)
+    record = await keys.find_by_hash(session, keys.key_hash(key))
+    if record is None or not record.usable_at(time.time()):
+        raise ValueError("--key is not one of the API keys (environment or database)")
+    return record.hash
 
 
 Action = Callable[[AsyncSession], Awaitable[dict[str, Any]]]

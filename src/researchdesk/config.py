@@ -39,7 +39,10 @@ class Settings(BaseSettings):
     pricing_file: Path | None = None
 
     api_keys: str | None = None
-    """Comma-separated bearer keys; unset means the API is open (local use)."""
+    """Comma-separated bearer keys of role `user` (each sees its own responses)."""
+    admin_api_keys: str | None = None
+    """Comma-separated bearer keys of role `admin` (see and manage everything). With neither
+    setting and no key in the database, the API is open (local use)."""
 
     worker_concurrency: int = Field(default=4, ge=1, le=MAX_WORKER_CONCURRENCY)
     lease_seconds: float = Field(default=30.0, gt=0)
@@ -99,13 +102,20 @@ class Settings(BaseSettings):
         return value.rstrip("/")
 
     def api_key_list(self) -> list[str]:
-        """The configured bearer keys, empty when the API is open."""
-        if not self.api_keys:
-            return []
-        return [key.strip() for key in self.api_keys.split(",") if key.strip()]
+        """The `user` keys the environment configures."""
+        return _split(self.api_keys)
+
+    def admin_api_key_list(self) -> list[str]:
+        """The `admin` keys the environment configures."""
+        return _split(self.admin_api_keys)
 
     def cors_origin_list(self) -> list[str]:
         """The origins CORS allows (`["*"]` for any), empty when CORS is off."""
         if not self.cors_origins:
             return []
         return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
+
+
+def _split(keys: str | None) -> list[str]:
+    """Comma-separated keys, blanks dropped."""
+    return [key.strip() for key in (keys or "").split(",") if key.strip()]

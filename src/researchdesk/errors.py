@@ -9,6 +9,8 @@ class ResearchDeskError(Exception):
     status_code: int = 500
     error_type: str = "server_error"
     code: str = "server_error"
+    headers: dict[str, str] | None = None
+    """HTTP headers the error is answered with, beside the envelope."""
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
@@ -32,6 +34,27 @@ class Unauthorized(ResearchDeskError):
     status_code = 401
     error_type = "invalid_request_error"
     code = "invalid_api_key"
+
+
+class Forbidden(ResearchDeskError):
+    """The key is valid but may not do this: only admin keys manage keys (403)."""
+
+    status_code = 403
+    error_type = "invalid_request_error"
+    code = "insufficient_permissions"
+
+
+class QuotaExceeded(ResearchDeskError):
+    """The API key's spend limit cannot hold what the request may cost (429).
+
+    Retrying soon does not help, so clients (the `openai` SDK reads `x-should-retry`) are told
+    not to: the message says when the limit resets.
+    """
+
+    status_code = 429
+    error_type = "insufficient_quota"
+    code = "insufficient_quota"
+    headers = {"x-should-retry": "false"}  # noqa: RUF012 (read only, like the other class fields)
 
 
 class NotFound(ResearchDeskError):

@@ -32,7 +32,7 @@ def test_an_allowed_origin_gets_preflights_and_readable_headers(client_for: Any)
         h.strip().lower() for h in preflight.headers["access-control-allow-headers"].split(",")
     }
     assert {"authorization", "if-none-match", "idempotency-key", "content-type"} <= allowed
-    assert {"GET", "POST", "DELETE"} <= set(
+    assert {"GET", "POST", "PATCH", "DELETE"} <= set(
         preflight.headers["access-control-allow-methods"].replace(" ", "").split(",")
     )
     assert "access-control-allow-credentials" not in preflight.headers

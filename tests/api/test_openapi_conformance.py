@@ -34,11 +34,17 @@ CHECKS = [
 ]
 
 
+ADMIN = {"Authorization": "Bearer conformance-admin"}
+"""Every case is sent with an admin key: the keys a generated request creates (`POST /v1/keys`)
+would otherwise close the open API, and every later case would only meet the 401."""
+
+
 @pytest.fixture
 def base_url(start_service: Any, make_settings: Any, database_url: str, router: FakeRouter) -> str:
     """The live app on SQLite and on PostgreSQL; every model call gets a short answer."""
     router.set_handler(lambda body: reply("A short answer."))
-    return str(start_service(make_settings(database_url, llm_max_retries=0)))
+    settings = make_settings(database_url, llm_max_retries=0, admin_api_keys="conformance-admin")
+    return str(start_service(settings))
 
 
 @pytest.fixture
@@ -48,6 +54,7 @@ def known_webhook(base_url: str) -> str:
     created = httpx.post(
         f"{base_url}/v1/webhooks",
         json={"url": "https://8.8.8.8/hooks", "event_types": ["response.completed"]},
+        headers=ADMIN,
         timeout=30,
     )
     assert created.status_code == 200, created.text
@@ -61,11 +68,26 @@ def known_id(base_url: str, known_webhook: str) -> str:
     created = httpx.post(
         f"{base_url}/v1/responses",
         json={"input": "q", "instructions": "be brief", "metadata": {"k": "v"}},
+        headers=ADMIN,
         timeout=30,
     )
     assert created.json()["status"] == "completed"
     response_id: str = created.json()["id"]
     return response_id
+
+
+@pytest.fixture
+def known_key(base_url: str) -> str:
+    """A database key with limits (generated cases may change or revoke it)."""
+    created = httpx.post(
+        f"{base_url}/v1/keys",
+        json={"name": "known", "daily_usd": 5, "monthly_usd": 50},
+        headers=ADMIN,
+        timeout=30,
+    )
+    assert created.status_code == 200, created.text
+    key_id: str = created.json()["id"]
+    return key_id
 
 
 # The document does not depend on settings; the test checks the live server serves this one.
@@ -86,18 +108,24 @@ schema.config.generation.update(
     suppress_health_check=list(HealthCheck),
 )
 def test_the_app_conforms_to_its_openapi_document(
-    case: schemathesis.Case, base_url: str, known_id: str, known_webhook: str
+    case: schemathesis.Case, base_url: str, known_id: str, known_webhook: str, known_key: str
 ) -> None:
     path = case.path_parameters or {}
     # Random ids only ever reach the 404 branch: half the cases name a real one instead.
-    for name, known in (("response_id", known_id), ("webhook_id", known_webhook)):
+    for name, known in (
+        ("response_id", known_id),
+        ("webhook_id", known_webhook),
+        ("key_id", known_key),
+    ):
         if isinstance(path.get(name), str) and len(path[name]) % 2 == 0:
             path[name] = known
-    case.call_and_validate(base_url=base_url, checks=CHECKS, timeout=30)
+    response = case.call_and_validate(base_url=base_url, headers=ADMIN, checks=CHECKS, timeout=30)
+    assert response.status_code not in (401, 403), response.text
 
 
 def test_the_live_server_serves_the_tested_document(base_url: str) -> None:
     assert httpx.get(f"{base_url}/openapi.json").json() == DOCUMENT
+    assert {"/v1/keys", "/v1/keys/{key_id}"} <= set(DOCUMENT["paths"])
 
 
 def test_the_document_describes_the_create_body_and_errors(base_url: str) -> None:
@@ -107,7 +135,7 @@ def test_the_document_describes_the_create_body_and_errors(base_url: str) -> Non
     body_schema = document["components"]["schemas"][ref.rsplit("/", 1)[1]]
     assert {"input", "model", "metadata", "max_cost_usd"} <= set(body_schema["properties"])
     assert body_schema["required"] == ["input"]
-    assert set(create["responses"]) == {"200", "400", "401", "404", "409", "413", "503"}
+    assert set(create["responses"]) == {"200", "400", "401", "404", "409", "413", "429", "503"}
     envelope = document["components"]["schemas"]["ErrorEnvelope"]
     assert envelope["required"] == ["error"]
     for path, operations in document["paths"].items():

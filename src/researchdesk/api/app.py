@@ -9,10 +9,12 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from researchdesk.api import health, routes, usage, webhooks
+from researchdesk.api import health, keys, routes, usage, webhooks
+from researchdesk.api.auth import env_keys
 from researchdesk.api.cors import install_cors
-from researchdesk.api.deps import AppState, key_hash
+from researchdesk.api.deps import AppState
 from researchdesk.api.errors import BodySizeLimitMiddleware, install_error_handlers
+from researchdesk.api.keys import CREATE_KEY_REF, UPDATE_KEY_REF, CreateKeyRequest, UpdateKeyRequest
 from researchdesk.api.routes import CREATE_REQUEST_REF
 from researchdesk.api.schemas import CreateResponseRequest
 from researchdesk.api.webhooks import CREATE_WEBHOOK_REF, CreateWebhookRequest
@@ -32,7 +34,7 @@ def create_app(settings: Settings, *, run_worker: bool = True, migrate: bool = T
                 sessions=core.sessions,
                 notifier=core.notifier,
                 prices=core.prices,
-                key_hashes=tuple(key_hash(key) for key in settings.api_key_list()),
+                env_keys=env_keys(settings),
             )
             if run_worker:
                 await open_worker(core, stack)
@@ -48,6 +50,7 @@ def create_app(settings: Settings, *, run_worker: bool = True, migrate: bool = T
     app.include_router(routes.router, prefix="/v1")
     app.include_router(routes.router, include_in_schema=False)
     app.include_router(usage.router, prefix="/v1")
+    app.include_router(keys.router, prefix="/v1/keys")
     app.include_router(webhooks.router, prefix="/v1/webhooks")
     # The path the `openai` SDK's `client.webhooks` methods call.
     app.include_router(webhooks.router, prefix="/v1/webhook_endpoints", include_in_schema=False)
@@ -60,6 +63,8 @@ def create_app(settings: Settings, *, run_worker: bool = True, migrate: bool = T
 _RAW_BODIES: dict[str, type[BaseModel]] = {
     CREATE_REQUEST_REF: CreateResponseRequest,
     CREATE_WEBHOOK_REF: CreateWebhookRequest,
+    CREATE_KEY_REF: CreateKeyRequest,
+    UPDATE_KEY_REF: UpdateKeyRequest,
 }
 """The bodies routes read raw (see `schemas.parse_json_body`), by the reference they document."""
 

@@ -12,7 +12,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from researchdesk.config import Settings
 
-ALLOWED_METHODS = ["GET", "POST", "DELETE"]
+ALLOWED_METHODS = ["GET", "POST", "PATCH", "DELETE"]
 ALLOWED_HEADERS = ["Authorization", "Content-Type", "If-None-Match", "Idempotency-Key"]
 EXPOSED_HEADERS = ["ETag", "Retry-After", "Allow"]
 """Answer headers a dashboard's script may read beyond the CORS-safelisted ones (conditional

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -11,10 +9,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from researchdesk.api.auth import Caller, EnvKey, KeyPresence, authenticate
 from researchdesk.api.output import OutputCache
 from researchdesk.api.schemas import check_storable
 from researchdesk.config import Settings
-from researchdesk.errors import Unauthorized
 from researchdesk.pricing.source import CatalogSource
 from researchdesk.store.notify import Notifier
 
@@ -27,14 +25,10 @@ class AppState:
     sessions: async_sessionmaker[AsyncSession]
     notifier: Notifier
     prices: CatalogSource
-    key_hashes: tuple[str, ...]
+    env_keys: tuple[EnvKey, ...]
+    key_presence: KeyPresence = field(default_factory=KeyPresence)
     outputs: OutputCache = field(default_factory=OutputCache)
     """Outputs of responses in progress, kept between reads (see `service.read`)."""
-
-
-def key_hash(key: str) -> str:
-    """How an API key is stored and compared: its SHA-256, never the key itself."""
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 async def get_state(request: Request) -> AppState:
@@ -55,24 +49,27 @@ async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-async def get_owner(request: Request, state: StateDep) -> str | None:
-    """The caller's key hash when keys are configured (None: the API is open)."""
-    if not state.key_hashes:
-        return None
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized(
-            "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'."
-        )
-    given = key_hash(token.strip())
-    for known in state.key_hashes:
-        if hmac.compare_digest(given, known):
-            return known
-    raise Unauthorized("Incorrect API key provided.")
+async def get_caller(request: Request, state: StateDep, session: SessionDep) -> Caller:
+    """The caller's key, role and ownership (see `api.auth`); 401 without a valid key."""
+    return await authenticate(
+        request.headers.get("authorization"),
+        state.env_keys,
+        state.key_presence,
+        session,
+        state.sessions,
+    )
 
 
-OwnerDep = Annotated[str | None, Depends(get_owner)]
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+async def get_admin(caller: CallerDep) -> Caller:
+    """The caller, if it is an admin (403 otherwise)."""
+    caller.require_admin()
+    return caller
+
+
+AdminDep = Annotated[Caller, Depends(get_admin)]
 
 
 async def storable_params(request: Request) -> None:

@@ -62,10 +62,12 @@ class ErrorEnvelope(BaseModel):
 
 _ERROR_DESCRIPTIONS = {
     400: "Invalid request: a malformed body, query or path, or a request this service refuses.",
-    401: "No API key, or an unknown one (only when the server has API keys configured).",
-    404: "No response with that id is visible to this caller.",
+    401: "No API key, or an unknown, revoked or expired one (only when the server has keys).",
+    403: "The API key may not do this: only admin keys manage keys.",
+    404: "No object with that id is visible to this caller.",
     409: "The request conflicts with the current state of a response or an Idempotency-Key.",
     413: "The body or the input is over this server's size limit.",
+    429: "The API key's spend limit cannot hold this request's max_cost_usd (insufficient_quota).",
     503: "The database is unavailable right now; retry shortly.",
 }
 
@@ -147,7 +149,7 @@ async def _on_unexpected(request: Request, exc: Exception) -> Response:
 
 async def _on_service_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ResearchDeskError)
-    return error_response(exc)
+    return error_response(exc, headers=exc.headers)
 
 
 async def _on_request_validation(request: Request, exc: Exception) -> Response:

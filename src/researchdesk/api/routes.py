@@ -9,7 +9,7 @@ from fastapi.responses import StreamingResponse
 
 from researchdesk.api import service
 from researchdesk.api.conditional import CACHE_HEADERS
-from researchdesk.api.deps import OwnerDep, SessionDep, StateDep, storable_params
+from researchdesk.api.deps import CallerDep, SessionDep, StateDep, storable_params
 from researchdesk.api.errors import error_responses
 from researchdesk.api.schemas import parse_json_body, validate_create
 from researchdesk.api.stream import event_stream
@@ -63,7 +63,7 @@ _NOT_MODIFIED: dict[str, Any] = {
 @router.post(
     "/responses",
     response_model=None,
-    responses={200: _JSON_OR_EVENTS, **error_responses(400, 401, 404, 409, 413, 503)},
+    responses={200: _JSON_OR_EVENTS, **error_responses(400, 401, 404, 409, 413, 429, 503)},
     openapi_extra={
         # The body is read raw (see `parse_json_body`), so FastAPI cannot document it itself.
         "requestBody": {
@@ -81,13 +81,13 @@ _NOT_MODIFIED: dict[str, Any] = {
     },
 )
 async def create_response(
-    request: Request, state: StateDep, session: SessionDep, owner: OwnerDep
+    request: Request, state: StateDep, session: SessionDep, caller: CallerDep
 ) -> Response:
     """Accept a research request: stored and committed before this returns."""
     raw = parse_json_body(await request.body())
     body = validate_create(raw, state.settings)
     idempotency = service.Idempotency.of(request.headers.get("idempotency-key"), raw)
-    row = await service.create(state, session, owner, body, idempotency)
+    row = await service.create(state, session, caller, body, idempotency)
     if body.stream:
         return StreamingResponse(
             event_stream(state, row.id, -1), media_type="text/event-stream", headers=_SSE_HEADERS
@@ -112,20 +112,20 @@ async def retrieve_response(
     response_id: str,
     state: StateDep,
     session: SessionDep,
-    owner: OwnerDep,
+    caller: CallerDep,
     stream: bool = False,
     starting_after: Annotated[int | None, Query(ge=0, le=MAX_SEQUENCE_NUMBER)] = None,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     """The response as it is now (304 if unchanged), or its events after `starting_after`."""
     if stream:
-        row = await service.get(session, owner, response_id)
+        row = await service.get(session, caller.scope, response_id)
         return StreamingResponse(
             event_stream(state, row.id, -1 if starting_after is None else starting_after),
             media_type="text/event-stream",
             headers=_SSE_HEADERS,
         )
-    current = await service.read(session, owner, response_id, if_none_match, state.outputs)
+    current = await service.read(session, caller.scope, response_id, if_none_match, state.outputs)
     headers = {"ETag": current.etag, **CACHE_HEADERS}
     if current.body is None:
         return Response(status_code=304, headers=headers)
@@ -138,35 +138,35 @@ async def retrieve_response(
     responses={200: _JSON_OBJECT, **error_responses(400, 401, 404, 503)},
 )
 async def cancel_response(
-    response_id: str, state: StateDep, session: SessionDep, owner: OwnerDep
+    response_id: str, state: StateDep, session: SessionDep, caller: CallerDep
 ) -> Response:
     """Cancel a queued or running response."""
-    row = await service.cancel(state, session, owner, response_id)
+    row = await service.cancel(state, session, caller.scope, response_id)
     # A cancelled queued run ended here: its final object is rendered now, and kept.
-    current = await service.read(session, owner, row.id)
+    current = await service.read(session, caller.scope, row.id)
     return Response(current.body, media_type=_JSON)
 
 
 @router.delete("/responses/{response_id}", responses=error_responses(400, 401, 404, 503))
 async def delete_response(
-    response_id: str, state: StateDep, session: SessionDep, owner: OwnerDep
+    response_id: str, state: StateDep, session: SessionDep, caller: CallerDep
 ) -> dict[str, Any]:
     """Delete a response and its journal."""
-    return await service.delete(state, session, owner, response_id)
+    return await service.delete(state, session, caller.scope, response_id)
 
 
 @router.get("/responses/{response_id}/input_items", responses=error_responses(400, 401, 404, 503))
 async def list_input_items(
     response_id: str,
     session: SessionDep,
-    owner: OwnerDep,
+    caller: CallerDep,
     after: str | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     order: Literal["asc", "desc"] = "desc",
 ) -> dict[str, Any]:
     """The input items of a response, in the OpenAI list shape."""
     return await service.input_items_page(
-        session, owner, response_id, after=after, limit=limit, order=order
+        session, caller.scope, response_id, after=after, limit=limit, order=order
     )
 
 
@@ -178,7 +178,7 @@ async def list_input_items(
 async def list_responses(
     request: Request,
     session: SessionDep,
-    owner: OwnerDep,
+    caller: CallerDep,
     status: Status | None = None,
     model: str | None = None,
     slug: str | None = None,
@@ -197,7 +197,9 @@ async def list_responses(
         created_after=created_after,
         created_before=created_before,
     )
-    page = await service.list_page(session, owner, filters, after=after, limit=limit, order=order)
+    page = await service.list_page(
+        session, caller.scope, filters, after=after, limit=limit, order=order
+    )
     return Response(page, media_type=_JSON)
 
 

@@ -14,9 +14,11 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from researchdesk.api.auth import Caller
 from researchdesk.api.conditional import none_match, strong_tag, weak_tag
 from researchdesk.api.deps import AppState
 from researchdesk.api.output import OutputCache, RunningOutput, output_items, with_live_text
+from researchdesk.api.quota import check_quota
 from researchdesk.api.render import dump_json, item_status, render_response
 from researchdesk.api.schemas import CreateResponseRequest, normalize_input
 from researchdesk.errors import Conflict, InvalidRequest, NotFound
@@ -86,20 +88,22 @@ class Idempotency:
 async def create(
     state: AppState,
     session: AsyncSession,
-    owner: str | None,
+    caller: Caller,
     request: CreateResponseRequest,
     idempotency: Idempotency | None = None,
 ) -> ResponseRow:
-    """Store a new queued response and commit it before anything is answered.
+    """Store a new queued response, owned by the caller, and commit it before anything is
+    answered.
 
     With an idempotency key, a repeat of the same request returns the response it first made
     (even when both arrive at once: the key's primary key lets only one insert win).
     """
+    owner = caller.owner
     if idempotency is not None:
         earlier = await idempotency_keys.find(session, owner, idempotency.key)
         if earlier is not None:
             return await _repeat(session, owner, earlier, idempotency)
-    row = await _new_row(state, session, owner, request)
+    row = await _new_row(state, session, caller, request)
     await store.insert_response(session, row)
     if idempotency is not None:
         idempotency_keys.remember(session, owner, idempotency.key, idempotency.request_hash, row.id)
@@ -130,13 +134,15 @@ async def _repeat(
 
 
 async def _new_row(
-    state: AppState, session: AsyncSession, owner: str | None, request: CreateResponseRequest
+    state: AppState, session: AsyncSession, caller: Caller, request: CreateResponseRequest
 ) -> ResponseRow:
     """The row of a new queued response, after the checks at the door."""
     settings = state.settings
     session_id = None
     if request.previous_response_id is not None:
-        previous = await get(session, owner, request.previous_response_id, "previous_response_id")
+        previous = await get(
+            session, caller.scope, request.previous_response_id, "previous_response_id"
+        )
         if not Status(previous.status).terminal:
             raise Conflict(
                 f"Response '{previous.id}' is still {previous.status}; continue it once it has "
@@ -145,6 +151,8 @@ async def _new_row(
             )
         session_id = previous.session_id
     max_cost = request.max_cost_usd or settings.default_max_cost_usd
+    if caller.key_id is not None:
+        await check_quota(session, caller.key_id, usd_to_micros(max_cost))
     requested = request.model or settings.default_model
     params: dict[str, Any] = {
         name: getattr(request, name) for name in RUN_PARAMS if getattr(request, name) is not None
@@ -165,7 +173,8 @@ async def _new_row(
         model=model,
         max_cost_micros=usd_to_micros(max_cost),
         input_items=normalize_input(request),
-        owner=owner,
+        owner=caller.owner,
+        api_key_id=caller.key_id,
         background=request.background,
         previous_response_id=request.previous_response_id,
         session_id=session_id,

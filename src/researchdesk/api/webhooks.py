@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from researchdesk.api import webhook_service as service
-from researchdesk.api.deps import OwnerDep, SessionDep, StateDep, storable_params
+from researchdesk.api.deps import CallerDep, SessionDep, StateDep, storable_params
 from researchdesk.api.errors import error_responses, invalid_request
 from researchdesk.api.schemas import parse_json_body
 from researchdesk.errors import InvalidRequest
@@ -148,40 +148,45 @@ PageLimit = Annotated[int, Query(ge=1, le=100)]
     },
 )
 async def create_webhook(
-    request: Request, state: StateDep, session: SessionDep, owner: OwnerDep
+    request: Request, state: StateDep, session: SessionDep, caller: CallerDep
 ) -> dict[str, Any]:
-    """Register an endpoint; its signing secret is in this answer and never again."""
+    """Register an endpoint for the caller's responses; its signing secret is in this answer
+    and never again."""
     body = validate_webhook(parse_json_body(await request.body()))
-    return await service.create_endpoint(state.settings, session, owner, body)
+    return await service.create_endpoint(state.settings, session, caller.owner, body)
 
 
 @router.get("", response_model=WebhookEndpointList, responses=error_responses(400, 401, 503))
 async def list_webhooks(
-    session: SessionDep, owner: OwnerDep, after: str | None = None, limit: PageLimit = 20
+    session: SessionDep, caller: CallerDep, after: str | None = None, limit: PageLimit = 20
 ) -> dict[str, Any]:
-    """The caller's endpoints, newest first."""
-    return await service.list_endpoints(session, owner, after=after, limit=limit)
+    """The caller's endpoints (an admin's: everyone's), newest first."""
+    return await service.list_endpoints(session, caller.scope, after=after, limit=limit)
 
 
 @router.get("/{webhook_id}", response_model=WebhookEndpoint, responses=_ERRORS)
-async def retrieve_webhook(webhook_id: str, session: SessionDep, owner: OwnerDep) -> dict[str, Any]:
+async def retrieve_webhook(
+    webhook_id: str, session: SessionDep, caller: CallerDep
+) -> dict[str, Any]:
     """One of the caller's endpoints."""
-    return service.render_endpoint(await service.get_endpoint(session, owner, webhook_id))
+    return service.render_endpoint(await service.get_endpoint(session, caller.scope, webhook_id))
 
 
 @router.delete("/{webhook_id}", response_model=DeletedWebhookEndpoint, responses=_ERRORS)
-async def delete_webhook(webhook_id: str, session: SessionDep, owner: OwnerDep) -> dict[str, Any]:
+async def delete_webhook(webhook_id: str, session: SessionDep, caller: CallerDep) -> dict[str, Any]:
     """Delete an endpoint: nothing more is sent to it, and its deliveries are forgotten."""
-    return await service.delete_endpoint(session, owner, webhook_id)
+    return await service.delete_endpoint(session, caller.scope, webhook_id)
 
 
 @router.get("/{webhook_id}/deliveries", response_model=WebhookDeliveryList, responses=_ERRORS)
 async def list_deliveries(
     webhook_id: str,
     session: SessionDep,
-    owner: OwnerDep,
+    caller: CallerDep,
     after: str | None = None,
     limit: PageLimit = 20,
 ) -> dict[str, Any]:
     """An endpoint's deliveries, newest first, each with its attempts."""
-    return await service.list_deliveries(session, owner, webhook_id, after=after, limit=limit)
+    return await service.list_deliveries(
+        session, caller.scope, webhook_id, after=after, limit=limit
+    )

@@ -89,6 +89,14 @@ class KeyRecord:
     expires_at: float | None
     revoked_at: float | None
 
+    def expired_at(self, now: float) -> bool:
+        """Whether the key has expired by `now`."""
+        return self.expires_at is not None and self.expires_at <= now
+
+    def usable_at(self, now: float) -> bool:
+        """Whether the key may be used at `now`: neither revoked nor expired."""
+        return self.revoked_at is None and not self.expired_at(now)
+
 
 _BY_HASH = select(
     API_KEYS.c.id,
