@@ -41,9 +41,12 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "worker": ("fastapi", "researchdesk.api"),
     "api/routes.py": ("researchdesk.store", "sqlalchemy"),
     "api/webhooks.py": ("researchdesk.store", "sqlalchemy"),
+    "api/keys.py": ("researchdesk.store", "sqlalchemy"),
     "config.py": ("researchdesk.api", "researchdesk.store", "researchdesk.worker"),
     "errors.py": ("researchdesk.",),
     "retry.py": ("researchdesk.",),
+    "roles.py": ("researchdesk.",),
+    "windows.py": ("researchdesk.",),
 }
 
 

@@ -25,8 +25,9 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from researchdesk.roles import Role
 from researchdesk.status import Status
-from researchdesk.store import idempotency, ledger, runs, webhooks
+from researchdesk.store import idempotency, keys, ledger, runs, spend, webhooks
 from researchdesk.store.db import create_sessionmaker
 from researchdesk.store.events import read_events
 from researchdesk.store.models import (
@@ -86,6 +87,14 @@ def claim(session: AsyncSession) -> Awaitable[object]:
 def claim_deliveries(session: AsyncSession) -> Awaitable[object]:
     """The delivery loop's claim: one UPDATE selecting its candidates in a `WITH`."""
     return webhooks.claim_deliveries(session, "w", 60, limit=16)
+
+
+async def key_windows(session: AsyncSession) -> object:
+    """A key's limits, then its counters in two windows (the key is rolled back with the rest)."""
+    row, _ = keys.new_key(name="k", role=Role.USER, daily_limit_micros=1)
+    row.id = "key_x"
+    await keys.insert_key(session, row)
+    return await spend.windows_of(session, ["key_x"], ("2026-03", "2026-03-05"))
 
 
 CASES = {
@@ -180,6 +189,19 @@ CASES = {
         "uq_webhook_attempts_delivery_number",
         bound="delivery_id",
         sqlite_index="sqlite_autoindex_webhook_attempts_1",
+    ),
+    "a key by the hash of its secret (every request)": Case(
+        lambda session: keys.find_by_hash(session, "0" * 64),
+        "uq_api_keys_hash",
+        bound="hash",
+        sqlite_index="sqlite_autoindex_api_keys_2",
+    ),
+    "a key's spend in its windows": Case(
+        key_windows,
+        "key_spend_pkey",
+        bound="key_id",
+        nth=1,
+        sqlite_index="sqlite_autoindex_key_spend_1",
     ),
     "an idempotency key": Case(
         lambda session: idempotency.find(session, "o1", "k"),
