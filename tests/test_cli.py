@@ -112,3 +112,112 @@ def test_webhooks_cli_applies_the_apis_rules(
     assert code == 0
     assert created is not None
     assert len(created["event_types"]) == 4
+
+
+def keys_cli(
+    args: list[str], capsys: pytest.CaptureFixture[str]
+) -> tuple[int, dict[str, Any] | None, str]:
+    """Run `researchdesk keys ARGS`: exit code, the JSON printed (if any), and stderr."""
+    code = cli.main(["keys", *args])
+    out, err = capsys.readouterr()
+    return code, json.loads(out) if out else None, err
+
+
+@pytest.mark.parametrize(
+    "database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_keys_create_list_update_and_revoke_through_the_database(
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+    capsys: pytest.CaptureFixture[str],
+    database: str,
+) -> None:
+    url = request.getfixturevalue("sqlite_url" if database == "sqlite" else "postgres_url")
+    monkeypatch.setenv("RESEARCHDESK_DATABASE_URL", url)
+    assert cli.main(["migrate"]) == 0
+    capsys.readouterr()
+
+    # The first admin key needs no server and no key.
+    code, admin, _ = keys_cli(["create", "--name", "ops", "--role", "admin"], capsys)
+    assert code == 0
+    assert admin is not None
+    assert admin["secret"].startswith("rd_")
+    assert admin["role"] == "admin"
+    code, user, _ = keys_cli(
+        [
+            "create",
+            "--name",
+            "team",
+            "--daily-usd",
+            "0.5",
+            "--monthly-usd",
+            "10",
+            "--expires-at",
+            "2099-01-01T00:00:00Z",
+        ],
+        capsys,
+    )
+    assert user is not None
+    assert (user["role"], user["daily_usd"], user["monthly_usd"], user["expires_at"]) == (
+        "user",
+        0.5,
+        10.0,
+        4070908800,
+    )
+
+    code, listed, _ = keys_cli(["list"], capsys)
+    assert listed is not None
+    assert [key["id"] for key in listed["data"]] == [user["id"], admin["id"]]
+    assert admin["secret"] not in json.dumps(listed)
+    assert user["secret"] not in json.dumps(listed)
+
+    code, updated, _ = keys_cli(
+        ["update", user["id"], "--daily-usd", "none", "--expires-at", "none", "--name", "t2"],
+        capsys,
+    )
+    assert code == 0
+    assert updated is not None
+    assert (updated["name"], updated["daily_usd"], updated["expires_at"]) == ("t2", None, None)
+    assert updated["monthly_usd"] == 10.0
+
+    # A database key stands for its owner in `webhooks --key`, as it does over HTTP.
+    code, hook, _ = webhooks_cli(
+        ["create", "--url", "https://8.8.8.8/hook", "--key", user["secret"]], capsys
+    )
+    assert code == 0
+    assert hook is not None
+    code, mine, _ = webhooks_cli(["list", "--key", user["secret"]], capsys)
+    assert mine is not None
+    assert [h["id"] for h in mine["data"]] == [hook["id"]]
+    code, theirs, _ = webhooks_cli(["list", "--key", admin["secret"]], capsys)
+    assert theirs is not None
+    assert theirs["data"] == []
+
+    code, revoked, _ = keys_cli(["revoke", user["id"]], capsys)
+    assert code == 0
+    assert revoked is not None
+    assert revoked["revoked_at"] is not None
+    code, _, err = webhooks_cli(["list", "--key", user["secret"]], capsys)
+    assert (code, "not one of" in err) == (1, True)
+    code, _, err = keys_cli(["revoke", "key_nope"], capsys)
+    assert (code, "No API key found" in err) == (1, True)
+
+
+def test_keys_cli_applies_the_apis_rules(
+    monkeypatch: pytest.MonkeyPatch, sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("RESEARCHDESK_DATABASE_URL", sqlite_url)
+    assert cli.main(["migrate"]) == 0
+    capsys.readouterr()
+    for args, words in [
+        (["create", "--daily-usd", "-1"], "daily_usd"),
+        (["create", "--monthly-usd", "lots"], "monthly_usd"),
+        (["create", "--expires-at", "2001-01-01"], "in the past"),
+        (["create", "--expires-at", "next tuesday"], "neither an ISO 8601 time"),
+        (["update", "key_nope", "--name", "x"], "No API key found"),
+    ]:
+        code, _, err = keys_cli(args, capsys)
+        assert (code, words in err) == (1, True), (args, err)
+    code, listed, _ = keys_cli(["list"], capsys)
+    assert listed is not None
+    assert listed["data"] == []

@@ -398,3 +398,73 @@ def test_huge_numbers_are_400_and_nothing_is_stored(
     assert refused.status_code == 400
     assert envelope(refused)["param"] == field
     assert_nothing_stored(service, router)
+
+
+def key_bodies() -> list[tuple[str, str | None, str]]:
+    """Key bodies (JSON text as sent) the key routes refuse, the param named, and the code."""
+    return [
+        ("[]", None, "invalid_type"),
+        ('"k"', None, "invalid_type"),
+        ("{", None, "invalid_json"),
+        ('{"name": "k", "colour": 1}', "colour", "unknown_parameter"),
+        ('{"name": 1}', "name", "invalid_type"),
+        ('{"name": "' + "n" * 257 + '"}', "name", "invalid_value"),
+        (f'{{"name": "a{NUL}"}}', "name", "invalid_value"),
+        (f'{{"name": "a{SURROGATE}"}}', "name", "invalid_value"),
+        ('{"role": "owner"}', "role", "invalid_value"),
+        ('{"role": ["admin"]}', "role", "invalid_value"),
+        ('{"daily_usd": -1}', "daily_usd", "invalid_value"),
+        ('{"daily_usd": 1e400}', "daily_usd", "invalid_value"),
+        ('{"daily_usd": 1000001}', "daily_usd", "invalid_value"),
+        ('{"monthly_usd": "lots"}', "monthly_usd", "invalid_value"),
+        ('{"monthly_usd": true}', "monthly_usd", "invalid_type"),
+        ('{"monthly_usd": {"usd": 1}}', "monthly_usd", "invalid_type"),
+        ('{"expires_at": 1.5}', "expires_at", "invalid_type"),
+        ('{"expires_at": -1}', "expires_at", "invalid_value"),
+        ('{"expires_at": 99999999999999999999}', "expires_at", "invalid_value"),
+        ('{"expires_at": 1000}', "expires_at", "invalid_value"),  # in the past
+    ]
+
+
+def test_key_bodies_are_checked_and_nothing_is_stored(client_for: Any) -> None:
+    with client_for(admin_api_keys="root") as client:
+        root = {"authorization": "Bearer root", "content-type": "application/json"}
+        target = client.post("/v1/keys", json={"name": "target"}, headers=root).json()["id"]
+        for body, param, code in key_bodies():
+            for method, url in (("POST", "/v1/keys"), ("PATCH", f"/v1/keys/{target}")):
+                refused = client.request(method, url, content=body.encode(), headers=root)
+                assert refused.status_code == 400, (method, body, refused.text)
+                error = envelope(refused)
+                assert (error["param"], error["code"]) == (param, code), (method, body)
+        keys = client.get("/v1/keys", headers=root).json()["data"]
+        assert [(key["id"], key["name"]) for key in keys] == [(target, "target")]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_key_updates_refuse_nulls_and_past_expiry(client_for: Any) -> None:
+    with client_for(admin_api_keys="root") as client:
+        root = {"authorization": "Bearer root"}
+        target = client.post("/v1/keys", json={"name": "t"}, headers=root).json()["id"]
+        for body, param in (
+            ({"name": None}, "name"),
+            ({"role": None}, "role"),
+            ({"expires_at": 1000}, "expires_at"),
+        ):
+            refused = client.patch(f"/v1/keys/{target}", json=body, headers=root)
+            assert refused.status_code == 400, refused.text
+            assert envelope(refused)["param"] == param
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/v1/keys/key_%00", "/v1/keys?after=key_%00", "/v1/keys/%ED%BF%BF", "/v1/keys?limit=0"],
+)
+def test_key_paths_and_queries_are_checked(service: httpx.Client, url: str) -> None:
+    # An open API: anyone may manage keys, so this reaches the checks.
+    for method in ("GET", "PATCH", "DELETE"):
+        if "?" in url and method != "GET":
+            continue
+        response = service.request(method, url, json={} if method == "PATCH" else None)
+        assert response.status_code in (400, 404), (method, url, response.text)
+        envelope(response)
+    assert service.get("/v1/keys").json()["data"] == []

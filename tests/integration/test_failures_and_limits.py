@@ -151,6 +151,7 @@ def test_api_keys_isolate_teams(client_for: Any, router: FakeRouter) -> None:
             "object": "list",
             "data": [],
             "total_usd": 0.0,
+            "keys": [],  # keys from the environment have no limits, so no windows
         }
         follow = client.post(
             "/v1/responses",
