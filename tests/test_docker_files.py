@@ -363,6 +363,7 @@ def test_compose_environment_names_are_real_settings(name: str) -> None:
     assert not unknown, f"{name}: not read by Settings: {unknown}"
     assert env["HF_TOKEN"] == "${HF_TOKEN:-}"
     assert env["RESEARCHDESK_API_KEYS"] == "${RESEARCHDESK_API_KEYS:-}"
+    assert env["RESEARCHDESK_ADMIN_API_KEYS"] == "${RESEARCHDESK_ADMIN_API_KEYS:-}"
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)
