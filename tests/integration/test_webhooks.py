@@ -158,6 +158,29 @@ def test_an_endpoint_gets_only_its_keys_responses_and_the_events_it_asked_for(
     assert other.status_code == 404
 
 
+def test_database_keys_get_their_own_responses_and_admins_see_every_endpoint(
+    client_for: Any, router: FakeRouter, receiver: WebhookReceiver
+) -> None:
+    client = client_for(admin_api_keys="root")
+    root = {"authorization": "Bearer root"}
+    made = [
+        client.post("/v1/keys", json={"name": name}, headers=root).json()["secret"]
+        for name in ("a", "b")
+    ]
+    team_a, team_b = ({"authorization": f"Bearer {secret}"} for secret in made)
+    hook = register(client, f"{receiver.url}/a", ["response.completed"], team_a)
+    router.script(reply("Theirs."), reply("Mine."))
+    run(client, team_b)  # another database key's
+    mine = run(client, team_a)
+    [delivery] = wait_settled(client, hook["id"], 1, team_a)
+    assert delivery["response_id"] == mine
+    assert [json.loads(got.body)["data"]["id"] for got in receiver.received] == [mine]
+    # An admin reads every key's endpoints and deliveries; the other key, none of them.
+    assert deliveries(client, hook["id"], root) == [delivery]
+    hidden = client.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=team_b)
+    assert hidden.status_code == 404
+
+
 def test_a_queued_cancel_is_delivered_by_a_worker_that_starts_later(
     make_settings: Any, service_database: str, receiver: WebhookReceiver
 ) -> None:
