@@ -101,6 +101,7 @@ def read_or_create_key_file(path: Path) -> str:
 
 
 def _read(path: Path) -> str:
+    """The key text in `path`; FileNotFoundError when there is none yet (to create it)."""
     try:
         mode = path.stat().st_mode
         text = path.read_text(encoding="utf-8").strip()
@@ -113,7 +114,7 @@ def _read(path: Path) -> str:
             f"the key file {path} holds no key of at least {MIN_KEY_CHARS} characters"
         )
     if mode & 0o077:
-        logger.warning("the key file %s is readable by others than its owner: chmod 600 it", path)
+        logger.warning("the key file %s is open to others than its owner: chmod 600 it", path)
     return text
 
 
