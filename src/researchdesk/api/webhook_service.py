@@ -36,7 +36,7 @@ class EndpointRequest(Protocol):
 
 async def create_endpoint(
     settings: Settings,
-    key: MasterKey,
+    master_key: MasterKey,
     session: AsyncSession,
     owner: str | None,
     request: EndpointRequest,
@@ -64,11 +64,11 @@ async def create_endpoint(
     )
     await store.insert_endpoint(session, row)
     await session.commit()
-    return _with_secret(key, row)
+    return _with_secret(master_key, row)
 
 
 async def rotate_secret(
-    key: MasterKey, session: AsyncSession, owner: str | None, endpoint_id: str
+    master_key: MasterKey, session: AsyncSession, owner: str | None, endpoint_id: str
 ) -> dict[str, Any]:
     """Give the endpoint a new secret (a new salt), commit; the answer carries it, once.
 
@@ -78,7 +78,7 @@ async def rotate_secret(
     row = await get_endpoint(session, owner, endpoint_id)
     await store.set_salt(session, row, new_salt())
     await session.commit()
-    return _with_secret(key, row)
+    return _with_secret(master_key, row)
 
 
 async def get_endpoint(
@@ -92,7 +92,12 @@ async def get_endpoint(
 
 
 async def list_endpoints(
-    key: MasterKey, session: AsyncSession, owner: str | None, *, after: str | None, limit: int
+    master_key: MasterKey,
+    session: AsyncSession,
+    owner: str | None,
+    *,
+    after: str | None,
+    limit: int,
 ) -> dict[str, Any]:
     """A page of the caller's endpoints, newest first, in the OpenAI list shape."""
     cursor = None
@@ -101,7 +106,7 @@ async def list_endpoints(
         if cursor is None:
             raise InvalidRequest(f"Unknown cursor '{after}'.", param="after")
     rows, has_more = await store.list_endpoints(session, owner, after=cursor, limit=limit)
-    return _page([render_endpoint(key, row) for row in rows], has_more=has_more)
+    return _page([render_endpoint(master_key, row) for row in rows], has_more=has_more)
 
 
 async def delete_endpoint(
@@ -129,7 +134,7 @@ async def list_deliveries(
     return _page([_render_delivery(row, attempts[row.id]) for row in rows], has_more=has_more)
 
 
-def render_endpoint(key: MasterKey, row: WebhookEndpointRow) -> dict[str, Any]:
+def render_endpoint(master_key: MasterKey, row: WebhookEndpointRow) -> dict[str, Any]:
     """The public object of an endpoint: without its secret, with a hint of it (derived with
     today's master key, so a hint that no longer matches says the key changed)."""
     return {
@@ -140,15 +145,15 @@ def render_endpoint(key: MasterKey, row: WebhookEndpointRow) -> dict[str, Any]:
         "name": row.name,
         "url": row.url,
         "event_types": list(row.event_types),
-        "signing_secret_hint": secret_hint(endpoint_secret(key, row.id, row.secret_salt)),
+        "signing_secret_hint": secret_hint(endpoint_secret(master_key, row.id, row.secret_salt)),
     }
 
 
-def _with_secret(key: MasterKey, row: WebhookEndpointRow) -> dict[str, Any]:
+def _with_secret(master_key: MasterKey, row: WebhookEndpointRow) -> dict[str, Any]:
     """The endpoint with its secret: the answer to a create or a rotation, and nothing else."""
     return {
-        **render_endpoint(key, row),
-        "signing_secret": endpoint_secret(key, row.id, row.secret_salt),
+        **render_endpoint(master_key, row),
+        "signing_secret": endpoint_secret(master_key, row.id, row.secret_salt),
     }
 
 
