@@ -43,6 +43,8 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "api/webhooks.py": ("researchdesk.store", "sqlalchemy"),
     "config.py": ("researchdesk.api", "researchdesk.store", "researchdesk.worker"),
     "errors.py": ("researchdesk.",),
+    "master_key.py": ("researchdesk.",),
+    "key_file.py": ("fastapi", "researchdesk.api", "researchdesk.store", "researchdesk.worker"),
     "retry.py": ("researchdesk.",),
 }
 

@@ -33,6 +33,7 @@ def create_app(settings: Settings, *, run_worker: bool = True, migrate: bool = T
                 notifier=core.notifier,
                 prices=core.prices,
                 key_hashes=tuple(key_hash(key) for key in settings.api_key_list()),
+                master_key=core.master_key,
             )
             if run_worker:
                 await open_worker(core, stack)

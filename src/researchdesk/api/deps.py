@@ -15,6 +15,7 @@ from researchdesk.api.output import OutputCache
 from researchdesk.api.schemas import check_storable
 from researchdesk.config import Settings
 from researchdesk.errors import Unauthorized
+from researchdesk.master_key import MasterKey
 from researchdesk.pricing.source import CatalogSource
 from researchdesk.store.notify import Notifier
 
@@ -28,6 +29,8 @@ class AppState:
     notifier: Notifier
     prices: CatalogSource
     key_hashes: tuple[str, ...]
+    master_key: MasterKey
+    """What webhook signing secrets derive from (see `master_key`)."""
     outputs: OutputCache = field(default_factory=OutputCache)
     """Outputs of responses in progress, kept between reads (see `service.read`)."""
 
