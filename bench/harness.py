@@ -88,6 +88,8 @@ def service_env(database: Database, upstream: Endpoints | None, **extra: str) ->
         "RESEARCHDESK_DATABASE_URL": database.url,
         "RESEARCHDESK_LLM_API_KEY": "bench-key",
         "RESEARCHDESK_DEFAULT_MODEL": MODEL,
+        # One master key for all of a run's processes, and no key file left in the cwd.
+        "RESEARCHDESK_SECRET_KEY": "the-master-key-of-this-benchmark-run",
     }
     if upstream is not None:
         values |= {

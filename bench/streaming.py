@@ -206,7 +206,10 @@ def _rows(
 ) -> list[str]:
     deltas = sum(1 for event in events if event["type"] == "response.output_text.delta")
     label = f"{rate:g} tok/s"
-    lines = []
+    lines = [
+        f"| {label} | first token → client event | {fmt(through[0], 1)} ms | "
+        f"{fmt(direct[0], 1)} ms | +{fmt(through[0] - direct[0], 1)} ms |"
+    ]
     for name, fraction in (("p50", 0.5), ("p99", 0.99)):
         ours, base = percentile(through, fraction), percentile(direct, fraction)
         lines.append(

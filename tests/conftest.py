@@ -27,6 +27,16 @@ POSTGRES_URL = os.environ.get(
 )
 
 
+@pytest.fixture(autouse=True, scope="session")
+def no_key_file_in_the_working_directory() -> Iterator[None]:
+    """Tests keep their master key files in their own folders: none is left in the working
+    directory (where a PostgreSQL service without a key setting would make one)."""
+    stray = Path.cwd() / "researchdesk.secret"
+    existed = stray.exists()
+    yield
+    assert existed or not stray.exists(), f"a test left a master key file at {stray}"
+
+
 @pytest.fixture(autouse=True)
 def webhooks_stay_on_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
     """No webhook leaves this machine in a test: the delivery loop's attempts to any address but
@@ -71,12 +81,14 @@ SettingsFactory = Callable[..., Settings]
 
 
 @pytest.fixture
-def make_settings(router: FakeRouter, hub: FakeHub) -> SettingsFactory:
-    """Settings for a service wired to the loopback upstreams, with fast retries."""
+def make_settings(router: FakeRouter, hub: FakeHub, tmp_path: Path) -> SettingsFactory:
+    """Settings for a service wired to the loopback upstreams, with fast retries, and the
+    master key in a key file of this test's (never in the working directory)."""
 
     def make(database_url: str, **overrides: object) -> Settings:
         values: dict[str, object] = {
             "database_url": database_url,
+            "secret_key_file": tmp_path / "researchdesk.secret",
             "llm_base_url": router.url,
             "llm_api_key": "test-key",
             "hf_endpoint": hub.url,

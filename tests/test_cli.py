@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+import stat
+from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 from pydantic import ValidationError
 
 from researchdesk import cli
 from researchdesk.config import MAX_WORKER_CONCURRENCY, Settings
+from researchdesk.testing.receiver import WebhookReceiver
+from researchdesk.testing.router import FakeRouter, reply
+
+SDK = openai.OpenAI(api_key="unused", base_url="http://127.0.0.1:9/v1")
 
 
 @pytest.mark.parametrize("value", ["0", str(MAX_WORKER_CONCURRENCY + 1)])
@@ -58,6 +65,7 @@ def test_webhooks_create_list_and_delete_through_the_database(
 ) -> None:
     url = request.getfixturevalue("sqlite_url" if database == "sqlite" else "postgres_url")
     monkeypatch.setenv("RESEARCHDESK_DATABASE_URL", url)
+    monkeypatch.setenv("RESEARCHDESK_SECRET_KEY", "the-master-key-of-the-cli-tests-0123")
     assert cli.main(["migrate"]) == 0
     capsys.readouterr()
     monkeypatch.setenv("RESEARCHDESK_API_KEYS", "k1,k2")
@@ -75,6 +83,7 @@ def test_webhooks_create_list_and_delete_through_the_database(
     assert listed is not None
     assert [hook["id"] for hook in listed["data"]] == [created["id"]]
     assert "signing_secret" not in listed["data"][0]
+    assert listed["data"][0]["signing_secret_hint"] == created["signing_secret"][:10] + "…"
     code, others, _ = webhooks_cli(["list", "--key", "k2"], capsys)
     assert others is not None
     assert others["data"] == []
@@ -221,3 +230,52 @@ def test_keys_cli_applies_the_apis_rules(
     code, listed, _ = keys_cli(["list"], capsys)
     assert listed is not None
     assert listed["data"] == []
+
+
+def test_webhooks_create_shows_the_secret_once_and_the_server_signs_with_it(
+    monkeypatch: pytest.MonkeyPatch,
+    sqlite_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    client_for: Any,
+    router: FakeRouter,
+) -> None:
+    # No key setting: the CLI makes the key file beside the database, and the server reads it.
+    monkeypatch.delenv("RESEARCHDESK_SECRET_KEY", raising=False)
+    monkeypatch.delenv("RESEARCHDESK_SECRET_KEY_FILE", raising=False)
+    monkeypatch.setenv("RESEARCHDESK_DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("RESEARCHDESK_WEBHOOK_ALLOW_PRIVATE", "true")
+    assert cli.main(["migrate"]) == 0
+    capsys.readouterr()
+    with WebhookReceiver() as receiver:
+        url = f"{receiver.url}/hooks"
+        code, created, _ = webhooks_cli(
+            ["create", "--url", url, "--event", "response.completed"], capsys
+        )
+        assert (code, created is not None) == (0, True)
+        assert created is not None
+        secret = created["signing_secret"]
+        key_file = tmp_path / "researchdesk.secret"
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+        code, listed, _ = webhooks_cli(["list"], capsys)
+        assert listed is not None
+        assert "signing_secret" not in listed["data"][0]
+        assert secret not in json.dumps(listed)
+
+        client = client_for(secret_key_file=None, webhook_allow_private=True)
+        router.script(reply("Done."), reply("Done again."))
+        response_id = client.post("/v1/responses", json={"input": "q", "background": True})
+        [got] = receiver.wait_for(1)
+        event = SDK.webhooks.unwrap(got.body, got.headers, secret=secret)
+        assert event.data.id == response_id.json()["id"]
+
+        # A new secret, shown once; the server signs with it from then on.
+        code, rotated, _ = webhooks_cli(["rotate-secret", created["id"]], capsys)
+        assert rotated is not None
+        assert rotated["signing_secret"] != secret
+        assert rotated["signing_secret_hint"] == rotated["signing_secret"][:10] + "…"
+        client.post("/v1/responses", json={"input": "q", "background": True})
+        [_, again] = receiver.wait_for(2)
+        SDK.webhooks.unwrap(again.body, again.headers, secret=rotated["signing_secret"])
+        with pytest.raises(openai.InvalidWebhookSignatureError):
+            SDK.webhooks.unwrap(again.body, again.headers, secret=secret)

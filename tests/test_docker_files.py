@@ -260,6 +260,7 @@ def test_dockerignore_keeps_local_state_out_of_the_context() -> None:
         ".venv/bin/python",
         "researchdesk.db",
         "researchdesk.db-wal",
+        "researchdesk.secret",
         "src/researchdesk/__pycache__/cli.cpython-311.pyc",
         "src/researchdesk.egg-info/PKG-INFO",
         ".pytest_cache/README.md",
@@ -367,6 +368,22 @@ def test_compose_environment_names_are_real_settings(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)
+def test_compose_app_services_share_one_master_key(name: str) -> None:
+    # The shell's RESEARCHDESK_SECRET_KEY when set; else one key file on a volume they share.
+    env = environment(service(name))
+    assert env["RESEARCHDESK_SECRET_KEY"] == "${RESEARCHDESK_SECRET_KEY:-}"
+    key_file = PurePosixPath(str(env["RESEARCHDESK_SECRET_KEY_FILE"]))
+    volume, _, target = service(name)["volumes"][0].partition(":")
+    assert PurePosixPath(target) == key_file.parent
+    assert volume in (compose().get("volumes") or {}), f"volume {volume} is not a named volume"
+    # The image creates that directory for its user, so a new volume starts writable by it.
+    assert any(
+        keyword == "RUN" and f"-o 10001 -g 10001 {target}" in arguments
+        for keyword, arguments in dockerfile_instructions()
+    )
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
 def test_compose_environment_makes_valid_settings_for_the_postgres_service(
     name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -388,6 +405,7 @@ def test_compose_environment_makes_valid_settings_for_the_postgres_service(
     assert url.path.lstrip("/") == postgres["POSTGRES_DB"]
     assert settings.api_key_list() == []  # unset on the host: the API is open
     assert not settings.llm_api_key  # unset HF_TOKEN: no key, rather than a bogus one
+    assert settings.secret_key is None  # unset: the shared key file
 
 
 def test_interpolate_follows_compose_rules() -> None:

@@ -44,6 +44,8 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "api/keys.py": ("researchdesk.store", "sqlalchemy"),
     "config.py": ("researchdesk.api", "researchdesk.store", "researchdesk.worker"),
     "errors.py": ("researchdesk.",),
+    "master_key.py": ("researchdesk.",),
+    "key_file.py": ("fastapi", "researchdesk.api", "researchdesk.store", "researchdesk.worker"),
     "retry.py": ("researchdesk.",),
     "roles.py": ("researchdesk.",),
     "windows.py": ("researchdesk.",),

@@ -1,9 +1,10 @@
-"""`researchdesk webhooks create | list | delete`: manage webhook endpoints from the shell.
+"""`researchdesk webhooks create | list | delete | rotate-secret`: manage webhook endpoints.
 
 Talks to the database directly (as `migrate` does), through the same validation and rules as
 `POST/GET/DELETE /v1/webhooks`; prints the API's JSON objects. With API keys configured (in the
 environment or the database), each command acts for one key (`--key`), which owns the
-endpoints it creates, as over HTTP.
+endpoints it creates, as over HTTP. Secrets derive from the master key the server uses
+(`RESEARCHDESK_SECRET_KEY`, or the same key file), loaded here once per command.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from researchdesk.config import Settings
 from researchdesk.errors import ResearchDeskError
+from researchdesk.key_file import MasterKeyError, load_master_key
+from researchdesk.master_key import MasterKey
 from researchdesk.store import keys
 from researchdesk.store.db import create_engine, create_sessionmaker
 from researchdesk.webhooks.events import EventType
@@ -44,6 +47,10 @@ def add_parser(commands: Any) -> None:
     actions.add_parser("list", help="the endpoints, newest first")
     delete = actions.add_parser("delete", help="delete an endpoint and its deliveries")
     delete.add_argument("webhook_id")
+    rotate = actions.add_parser(
+        "rotate-secret", help="give an endpoint a new secret; prints it once (the old one stops)"
+    )
+    rotate.add_argument("webhook_id")
     for action in actions.choices.values():
         action.add_argument(
             "--key", default=None, help="the API key the endpoints belong to (when keys are set)"
@@ -53,13 +60,15 @@ def add_parser(commands: Any) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run one `webhooks` subcommand; prints JSON, or the error and returns 1."""
 
-    async def act(session: AsyncSession) -> dict[str, Any]:
-        owner = await _owner(session, args.key, settings)
-        return await _action(args, settings, owner)(session)
-
     try:
+        master_key = load_master_key(settings)
+
+        async def act(session: AsyncSession) -> dict[str, Any]:
+            owner = await _owner(session, args.key, settings)
+            return await _action(args, settings, master_key, owner)(session)
+
         result = asyncio.run(_with_session(settings, act))
-    except (ResearchDeskError, ValueError) as exc:
+    except (ResearchDeskError, MasterKeyError, ValueError) as exc:
         print(f"error: {getattr(exc, 'message', exc)}", file=sys.stderr)
         return 1
     print(json.dumps(result, indent=2, ensure_ascii=False))
@@ -87,7 +96,9 @@ async def _owner(session: AsyncSession, key: str | None, settings: Settings) -> 
 Action = Callable[[AsyncSession], Awaitable[dict[str, Any]]]
 
 
-def _action(args: argparse.Namespace, settings: Settings, owner: str | None) -> Action:
+def _action(
+    args: argparse.Namespace, settings: Settings, master_key: MasterKey, owner: str | None
+) -> Action:
     # The API's rules load only for this command: the CLI's other commands stay light.
     from researchdesk.api import webhook_service as service
     from researchdesk.api.webhooks import validate_webhook
@@ -100,20 +111,27 @@ def _action(args: argparse.Namespace, settings: Settings, owner: str | None) -> 
         if args.name is not None:
             body["name"] = args.name
         request = validate_webhook(body)
-        return lambda session: service.create_endpoint(settings, session, owner, request)
+        return lambda session: service.create_endpoint(
+            settings, master_key, session, owner, request
+        )
     if args.action == "delete":
         return lambda session: service.delete_endpoint(session, owner, args.webhook_id)
-    return lambda session: _list_all(session, owner)
+    if args.action == "rotate-secret":
+        return lambda session: service.rotate_secret(master_key, session, owner, args.webhook_id)
+    return lambda session: _list_all(master_key, session, owner)
 
 
-async def _list_all(session: AsyncSession, owner: str | None) -> dict[str, Any]:
+async def _list_all(
+    master_key: MasterKey, session: AsyncSession, owner: str | None
+) -> dict[str, Any]:
     """Every page of the list, as one list object."""
     from researchdesk.api import webhook_service as service
 
-    page = await service.list_endpoints(session, owner, after=None, limit=_PAGE)
+    page = await service.list_endpoints(master_key, session, owner, after=None, limit=_PAGE)
     data = list(page["data"])
     while page["has_more"]:
-        page = await service.list_endpoints(session, owner, after=page["last_id"], limit=_PAGE)
+        last = page["last_id"]
+        page = await service.list_endpoints(master_key, session, owner, after=last, limit=_PAGE)
         data.extend(page["data"])
     return {**page, "data": data, "first_id": data[0]["id"] if data else None, "has_more": False}
 

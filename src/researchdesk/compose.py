@@ -16,6 +16,8 @@ from researchdesk.agent.llm import LLMClient
 from researchdesk.agent.loop import Agent
 from researchdesk.api.output import RunningOutput
 from researchdesk.config import Settings
+from researchdesk.key_file import load_master_key
+from researchdesk.master_key import MasterKey
 from researchdesk.pricing.source import CatalogSource
 from researchdesk.retry import RetryPolicy
 from researchdesk.store.cache import DatabaseCache
@@ -31,16 +33,21 @@ from researchdesk.worker.scheduler import Scheduler
 
 @dataclass(frozen=True)
 class Core:
-    """What every process role shares: settings, database sessions, wake-ups and prices."""
+    """What every process role shares: settings, database sessions, wake-ups, prices, and the
+    master key webhook secrets derive from."""
 
     settings: Settings
     sessions: async_sessionmaker[AsyncSession]
     notifier: Notifier
     prices: CatalogSource
+    master_key: MasterKey
 
 
 async def open_core(settings: Settings, stack: AsyncExitStack, *, migrate: bool) -> Core:
-    """Connect to the database (migrating it first if asked) and start the notifier."""
+    """Load the master key, connect to the database (migrating it first if asked) and start
+    the notifier."""
+    # First: a key file that cannot be made stops the process before anything else starts.
+    master_key = load_master_key(settings)
     engine = create_engine(settings.database_url)
     stack.push_async_callback(engine.dispose)
     if migrate:
@@ -53,6 +60,7 @@ async def open_core(settings: Settings, stack: AsyncExitStack, *, migrate: bool)
         sessions=create_sessionmaker(engine),
         notifier=notifier,
         prices=CatalogSource.from_settings(settings),
+        master_key=master_key,
     )
 
 
@@ -93,7 +101,13 @@ async def open_worker(
     scheduler = Scheduler(deps, concurrency=concurrency)
     scheduler.start()
     stack.push_async_callback(scheduler.stop)
-    deliveries = DeliveryLoop(settings, core.sessions, worker_id=scheduler.worker_id)
+    deliveries = DeliveryLoop(
+        settings,
+        core.sessions,
+        worker_id=scheduler.worker_id,
+        master_key=core.master_key,
+        notifier=core.notifier,
+    )
     deliveries.start()
     stack.push_async_callback(deliveries.stop)
     return scheduler

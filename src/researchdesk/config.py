@@ -17,7 +17,12 @@ class Settings(BaseSettings):
     """Every tunable of the service; environment variables use the `RESEARCHDESK_` prefix."""
 
     model_config = SettingsConfigDict(
-        env_prefix="RESEARCHDESK_", extra="ignore", validate_by_name=True, validate_by_alias=True
+        env_prefix="RESEARCHDESK_",
+        extra="ignore",
+        validate_by_name=True,
+        validate_by_alias=True,
+        # A refused value is not echoed: it may be a key (a master key too short, say).
+        hide_input_in_errors=True,
     )
 
     database_url: str = "sqlite+aiosqlite:///./researchdesk.db"
@@ -73,6 +78,13 @@ class Settings(BaseSettings):
     max_input_chars: int = Field(default=200_000, ge=1)
     max_body_bytes: int = Field(default=2_000_000, ge=1024)
 
+    secret_key: SecretStr | None = Field(default=None, min_length=32)
+    """The master key webhook signing secrets derive from (`master_key`); the same on every
+    host. Unset: a key file's, created on first use."""
+    secret_key_file: Path | None = None
+    """Where the key file is when `secret_key` is unset (default: `researchdesk.secret` beside
+    the SQLite database, else in the working directory)."""
+
     cors_origins: str | None = None
     """Origins a browser may call the API from: comma-separated, or `*`; unset means no CORS."""
 
@@ -95,6 +107,12 @@ class Settings(BaseSettings):
                 "whose lease ends mid-attempt would be sent twice at once"
             )
         return self
+
+    @field_validator("secret_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `RESEARCHDESK_SECRET_KEY=` (as compose passes an unset one) means no key: the key file.
+        return None if value == "" else value
 
     @field_validator("hf_endpoint", "llm_base_url", "arxiv_url")
     @classmethod

@@ -60,6 +60,16 @@ def test_a_disallowed_origin_gets_no_cors_headers(client_for: Any) -> None:
     preflight = client.options("/v1/responses", headers=evil)
     assert preflight.status_code == 400
     assert "access-control-allow-origin" not in preflight.headers
+    assert preflight.headers["content-type"] == "application/json"
+    assert preflight.json() == {
+        "error": {
+            "message": "CORS preflight refused: the origin 'https://evil.example.com' is not "
+            "allowed (see RESEARCHDESK_CORS_ORIGINS).",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "cors_origin_not_allowed",
+        }
+    }
     answer = client.get("/v1/responses", headers={"origin": "https://evil.example.com"})
     assert "access-control-allow-origin" not in answer.headers
 
@@ -72,3 +82,31 @@ def test_a_wildcard_allows_any_origin_without_credentials(client_for: Any) -> No
     assert "access-control-allow-credentials" not in preflight.headers
     answer = client.get("/v1/responses", headers={"origin": "https://a.b"})
     assert answer.headers["access-control-allow-origin"] == "*"
+
+
+def test_a_refused_method_or_header_is_named_in_the_envelope(client_for: Any) -> None:
+    client = client_for(cors_origins=DASHBOARD)
+    put = client.options(
+        "/v1/responses", headers={**PREFLIGHT, "access-control-request-method": "PUT"}
+    )
+    assert put.status_code == 400
+    assert put.json()["error"]["code"] == "cors_method_not_allowed"
+    assert "'PUT'" in put.json()["error"]["message"]
+    odd = client.options(
+        "/v1/responses", headers={**PREFLIGHT, "access-control-request-headers": "x-odd"}
+    )
+    assert odd.status_code == 400
+    assert odd.json()["error"]["code"] == "cors_headers_not_allowed"
+    # Both refused, from an unknown origin too: the code names the first, the message all.
+    both = client.options(
+        "/v1/responses",
+        headers={
+            **PREFLIGHT,
+            "origin": "https://evil.example.com",
+            "access-control-request-method": "PUT",
+        },
+    )
+    error = both.json()["error"]
+    assert error["code"] == "cors_origin_not_allowed"
+    assert "'https://evil.example.com'" in error["message"]
+    assert "'PUT'" in error["message"]

@@ -161,6 +161,8 @@ def cluster(
         "RESEARCHDESK_LEASE_SECONDS": "2",
         "RESEARCHDESK_POLL_INTERVAL_SECONDS": "0.2",
         "RESEARCHDESK_RETRY_BASE_SECONDS": "0.01",
+        # One master key for every process, as on several hosts (no key file in the cwd).
+        "RESEARCHDESK_SECRET_KEY": "the-master-key-of-this-test-cluster",
         **{f"RESEARCHDESK_{name.upper()}": value for name, value in settings.items()},
     }
     subprocess.run(

@@ -1,5 +1,6 @@
 """Kill the server (SIGKILL) in the middle of a webhook attempt: after a restart, the delivery
-committed with the response's end is sent again, with the same ids, once its lease ends."""
+committed with the response's end is sent again, with the same ids, once its lease ends, and
+signed with the same secret (the restarted server reads the key file the first one made)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import openai
 import pytest
 
 from researchdesk.testing.hub import FakeHub
@@ -43,6 +45,7 @@ def server(
         "RESEARCHDESK_WEBHOOK_LEASE_SECONDS": "4",
         "RESEARCHDESK_WEBHOOK_RETRY_BASE_SECONDS": "0.01",
         "RESEARCHDESK_WEBHOOK_RETRY_MAX_SECONDS": "0.05",
+        "RESEARCHDESK_SECRET_KEY_FILE": str(tmp_path / "researchdesk.secret"),
     }
     port = free_port()
     args = ["serve", "--port", str(port)]
@@ -78,6 +81,9 @@ def test_a_delivery_in_flight_when_the_server_is_killed_is_sent_after_a_restart(
     # At least once: the receiver saw the event twice, under one webhook-id to dedupe by.
     assert {got.headers["webhook-id"] for got in received} == {delivery["id"]}
     assert len({got.body for got in received}) == 1
+    sdk = openai.OpenAI(api_key="unused", base_url="http://127.0.0.1:9/v1")
+    for got in received:  # one before the kill, one after the restart: the same secret
+        sdk.webhooks.unwrap(got.body, got.headers, secret=hook["signing_secret"])
     # Only finished attempts are recorded: the killed one never finished.
     assert [a["status_code"] for a in delivery["attempts"]][-1] == 200
     assert sum(a["status_code"] == 200 for a in delivery["attempts"]) == 1

@@ -16,7 +16,7 @@ from researchdesk.store.models import WebhookAttemptRow, WebhookDeliveryRow
 from researchdesk.store.responses import insert_response, new_response, request_cancel
 from researchdesk.webhooks.events import EventType
 from researchdesk.webhooks.sender import AttemptResult
-from researchdesk.webhooks.signing import new_secret
+from researchdesk.webhooks.signing import new_salt
 
 ALL = [str(event) for event in EventType]
 FAILED_500 = AttemptResult(status_code=500, error="HTTP 500", excerpt="no")
@@ -36,7 +36,7 @@ async def add_endpoint(
     events: list[str] = ALL,
 ) -> str:
     row = store.new_endpoint(
-        owner=owner, name="", url="http://127.0.0.1:9/", event_types=events, secret=new_secret()
+        owner=owner, name="", url="http://127.0.0.1:9/", event_types=events, secret_salt=new_salt()
     )
     async with sessions() as session, session.begin():
         await store.insert_endpoint(session, row)

@@ -1,11 +1,13 @@
 """The delivery loop against a real loopback receiver, on SQLite and on PostgreSQL: outbox rows
 committed earlier are sent by a loop started later, no two loops send one delivery, a dead
-worker's claim is taken over after its lease, and the address is checked again at each attempt.
+worker's claim is taken over after its lease, the address is checked again at each attempt,
+attempts are signed with the secret the master key derives, and a run's end wakes the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -19,10 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from researchdesk.api.webhook_service import create_endpoint
 from researchdesk.api.webhooks import CreateWebhookRequest
 from researchdesk.config import Settings
+from researchdesk.master_key import MasterKey
 from researchdesk.status import Status
 from researchdesk.store import webhooks as store
 from researchdesk.store.db import create_sessionmaker
 from researchdesk.store.models import WebhookAttemptRow, WebhookDeliveryRow
+from researchdesk.store.notify import Notifier
 from researchdesk.store.responses import insert_response, new_response
 from researchdesk.testing.receiver import WebhookReceiver
 from researchdesk.webhooks.addresses import Resolver
@@ -30,6 +34,7 @@ from researchdesk.worker.deliveries import DeliveryLoop
 
 ALL = ["response.completed", "response.failed", "response.incomplete", "response.cancelled"]
 SDK = openai.OpenAI(api_key="unused", base_url="http://127.0.0.1:9/v1")
+KEY = MasterKey.from_text("the-master-key-these-tests-sign-with")
 
 
 @pytest.fixture
@@ -70,8 +75,8 @@ async def register(
     request = CreateWebhookRequest(url=url, event_types=ALL)  # type: ignore[arg-type]
     async with sessions() as session:
         if resolve is None:
-            return await create_endpoint(settings, session, None, request)
-        return await create_endpoint(settings, session, None, request, resolve)
+            return await create_endpoint(settings, KEY, session, None, request)
+        return await create_endpoint(settings, KEY, session, None, request, resolve)
 
 
 async def end_responses(
@@ -117,11 +122,15 @@ async def running(
     sessions: async_sessionmaker[AsyncSession],
     worker_id: str = "w1",
     resolve: Resolver | None = None,
+    *,
+    master_key: MasterKey = KEY,
+    notifier: Notifier | None = None,
 ) -> AsyncIterator[DeliveryLoop]:
+    common = {"worker_id": worker_id, "master_key": master_key, "notifier": notifier}
     if resolve is None:
-        loop = DeliveryLoop(settings, sessions, worker_id=worker_id)
+        loop = DeliveryLoop(settings, sessions, **common)
     else:
-        loop = DeliveryLoop(settings, sessions, worker_id=worker_id, resolve=resolve)
+        loop = DeliveryLoop(settings, sessions, **common, resolve=resolve)
     loop.start()
     try:
         yield loop
@@ -300,3 +309,55 @@ async def test_the_retry_window_ends_in_failure(
 
 async def all_failed(sessions: async_sessionmaker[AsyncSession]) -> bool:
     return all(d.state == store.FAILED for d in await deliveries(sessions))
+
+
+async def test_another_master_key_signs_with_secrets_the_receiver_cannot_verify(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], receiver: WebhookReceiver
+) -> None:
+    # The master key changed after the endpoint was registered: its secret changed with it.
+    settings = settings_for(engine)
+    hook = await register(sessions, settings, f"{receiver.url}/hooks")
+    await end_responses(sessions)
+    other = MasterKey.from_text("another-master-key-than-the-one-at-creation")
+
+    async with running(settings, sessions, master_key=other):
+        [got] = await asyncio.to_thread(receiver.wait_for, 1)
+
+    secret = str(hook["signing_secret"])
+    with pytest.raises(openai.InvalidWebhookSignatureError):
+        SDK.webhooks.unwrap(got.body, got.headers, secret=secret)
+    with pytest.raises(standardwebhooks.WebhookVerificationError):
+        standardwebhooks.Webhook(secret).verify(got.body, got.headers)
+
+
+async def test_a_run_ending_wakes_the_loop_long_before_its_next_poll(
+    engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+    receiver: WebhookReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = settings_for(engine, poll_interval_seconds=3600)
+    await register(sessions, settings, f"{receiver.url}/hooks")
+    claimed: list[int] = []
+    claim = store.claim_deliveries
+
+    async def counted(
+        session: AsyncSession, worker_id: str, lease_seconds: float, *, limit: int
+    ) -> list[store.DeliveryClaim]:
+        found = await claim(session, worker_id, lease_seconds, limit=limit)
+        claimed.append(len(found))
+        return found
+
+    monkeypatch.setattr(store, "claim_deliveries", counted)
+    notifier = Notifier()
+
+    async with running(settings, sessions, notifier=notifier):
+        await until(lambda: claimed)  # the loop looked once, found nothing, and sleeps an hour
+        [response_id] = await end_responses(sessions)
+        notifier.run_ended(response_id)
+        [got] = await asyncio.to_thread(receiver.wait_for, 1)
+        await until(lambda: all_delivered(sessions))
+
+    assert json.loads(got.body)["data"]["id"] == response_id
+    # Two looks: the first, and the one the run's end woke (the next poll is an hour away).
+    assert claimed[:2] == [0, 1]

@@ -41,7 +41,7 @@ def text_events(events: list[Any]) -> list[str]:
     return [e.type for e in events if "content_index" in e.data or "output_index" in e.data]
 
 
-async def test_a_thousand_tokens_in_one_period_are_one_delta_written_with_the_step(
+async def test_the_first_token_goes_out_at_once_and_the_next_999_in_one_period(
     make_deps: Any,
 ) -> None:
     deps = flushing_every(make_deps, 3600.0)
@@ -49,7 +49,9 @@ async def test_a_thousand_tokens_in_one_period_are_one_delta_written_with_the_st
     journal = DatabaseJournal(deps, claim, [], RunBudget(deps, claim, MODEL))
     async with journal.answer(stop_reason=None) as live:
         assert live is not None
-        for token in TOKENS:
+        await live.text(TOKENS[0])
+        await written(deps, claim, TOKENS[0])  # no period waited for
+        for token in TOKENS[1:]:
             await live.text(token)
         await journal.record(LLMStep(TEXT, (), TokenUsage(10, 1000)))
     async with deps.sessions() as session:
@@ -58,10 +60,12 @@ async def test_a_thousand_tokens_in_one_period_are_one_delta_written_with_the_st
     assert row is not None
     assert row.live is None
     deltas = [e for e in events if e.type == "response.output_text.delta"]
-    assert [e.data["delta"] for e in deltas] == [TEXT]
+    # The period never ended: the other 999 went out with the step, in its transaction.
+    assert [e.data["delta"] for e in deltas] == [TOKENS[0], "".join(TOKENS[1:])]
     assert text_events(events) == [
         "response.output_item.added",
         "response.content_part.added",
+        "response.output_text.delta",
         "response.output_text.delta",
         "response.output_text.done",
         "response.content_part.done",

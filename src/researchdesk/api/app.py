@@ -35,6 +35,7 @@ def create_app(settings: Settings, *, run_worker: bool = True, migrate: bool = T
                 notifier=core.notifier,
                 prices=core.prices,
                 env_keys=env_keys(settings),
+                master_key=core.master_key,
             )
             if run_worker:
                 await open_worker(core, stack)

@@ -13,6 +13,7 @@ from researchdesk.api.auth import Caller, EnvKey, KeyPresence, authenticate
 from researchdesk.api.output import OutputCache
 from researchdesk.api.schemas import check_storable
 from researchdesk.config import Settings
+from researchdesk.master_key import MasterKey
 from researchdesk.pricing.source import CatalogSource
 from researchdesk.store.notify import Notifier
 
@@ -26,6 +27,8 @@ class AppState:
     notifier: Notifier
     prices: CatalogSource
     env_keys: tuple[EnvKey, ...]
+    master_key: MasterKey
+    """What webhook signing secrets derive from (see `master_key`)."""
     key_presence: KeyPresence = field(default_factory=KeyPresence)
     outputs: OutputCache = field(default_factory=OutputCache)
     """Outputs of responses in progress, kept between reads (see `service.read`)."""

@@ -350,6 +350,8 @@ async def cancel(
         )
     await session.commit()
     state.notifier.cancel_requested(response_id)
+    if Status(row.status) is Status.CANCELLED:
+        state.notifier.run_ended(response_id)  # a queued run: cancelled here and now
     if Status(row.status) is Status.IN_PROGRESS:
         # Give the owning worker a moment, so the answer usually shows the final state.
         row = await wait_until_done(state, session, row, min(2.0, state.settings.lease_seconds))

@@ -2,7 +2,9 @@
 
 The rules the webhook routes (and `researchdesk webhooks`) call: checks, commits, and the
 objects they answer with. An endpoint belongs to the API key that registered it, as a response
-does; another key's endpoint is 404.
+does; another key's endpoint is 404. An endpoint's signing secret is derived from the master
+key whenever it is needed (`webhooks.signing.endpoint_secret`): shown once, at creation (and
+at each rotation), never stored.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from researchdesk.config import Settings
 from researchdesk.errors import InvalidRequest, NotFound
+from researchdesk.master_key import MasterKey
 from researchdesk.store import webhooks as store
 from researchdesk.store.models import WebhookAttemptRow, WebhookDeliveryRow, WebhookEndpointRow
 from researchdesk.webhooks.addresses import Resolver, UnsafeURL, resolve_host, resolve_target
-from researchdesk.webhooks.signing import new_secret, secret_hint
+from researchdesk.webhooks.signing import endpoint_secret, new_salt, secret_hint
 
 
 class EndpointRequest(Protocol):
@@ -33,12 +36,13 @@ class EndpointRequest(Protocol):
 
 async def create_endpoint(
     settings: Settings,
+    master_key: MasterKey,
     session: AsyncSession,
     owner: str | None,
     request: EndpointRequest,
     resolve: Resolver = resolve_host,
 ) -> dict[str, Any]:
-    """Check the URL (see `webhooks.addresses`), store the endpoint with a new secret, commit;
+    """Check the URL (see `webhooks.addresses`), store the endpoint with a new salt, commit;
     the answer carries the secret, which is never shown again."""
     try:
         async with asyncio.timeout(settings.webhook_timeout_seconds):
@@ -56,11 +60,25 @@ async def create_endpoint(
         name=request.name or "",
         url=request.url,
         event_types=[str(event_type) for event_type in request.event_types],
-        secret=new_secret(),
+        secret_salt=new_salt(),
     )
     await store.insert_endpoint(session, row)
     await session.commit()
-    return {**render_endpoint(row), "signing_secret": row.secret}
+    return _with_secret(master_key, row)
+
+
+async def rotate_secret(
+    master_key: MasterKey, session: AsyncSession, owner: str | None, endpoint_id: str
+) -> dict[str, Any]:
+    """Give the endpoint a new secret (a new salt), commit; the answer carries it, once.
+
+    The old secret stops at once: every later attempt, a retry of an earlier event too, is
+    signed with the new one.
+    """
+    row = await get_endpoint(session, owner, endpoint_id)
+    await store.set_salt(session, row, new_salt())
+    await session.commit()
+    return _with_secret(master_key, row)
 
 
 async def get_endpoint(
@@ -74,7 +92,12 @@ async def get_endpoint(
 
 
 async def list_endpoints(
-    session: AsyncSession, owner: str | None, *, after: str | None, limit: int
+    master_key: MasterKey,
+    session: AsyncSession,
+    owner: str | None,
+    *,
+    after: str | None,
+    limit: int,
 ) -> dict[str, Any]:
     """A page of the caller's endpoints, newest first, in the OpenAI list shape."""
     cursor = None
@@ -83,7 +106,7 @@ async def list_endpoints(
         if cursor is None:
             raise InvalidRequest(f"Unknown cursor '{after}'.", param="after")
     rows, has_more = await store.list_endpoints(session, owner, after=cursor, limit=limit)
-    return _page([render_endpoint(row) for row in rows], has_more=has_more)
+    return _page([render_endpoint(master_key, row) for row in rows], has_more=has_more)
 
 
 async def delete_endpoint(
@@ -111,8 +134,9 @@ async def list_deliveries(
     return _page([_render_delivery(row, attempts[row.id]) for row in rows], has_more=has_more)
 
 
-def render_endpoint(row: WebhookEndpointRow) -> dict[str, Any]:
-    """The public object of an endpoint (without its secret)."""
+def render_endpoint(master_key: MasterKey, row: WebhookEndpointRow) -> dict[str, Any]:
+    """The public object of an endpoint: without its secret, with a hint of it (derived with
+    today's master key, so a hint that no longer matches says the key changed)."""
     return {
         "id": row.id,
         "object": "webhook_endpoint",
@@ -121,7 +145,15 @@ def render_endpoint(row: WebhookEndpointRow) -> dict[str, Any]:
         "name": row.name,
         "url": row.url,
         "event_types": list(row.event_types),
-        "signing_secret_hint": secret_hint(row.secret),
+        "signing_secret_hint": secret_hint(endpoint_secret(master_key, row.id, row.secret_salt)),
+    }
+
+
+def _with_secret(master_key: MasterKey, row: WebhookEndpointRow) -> dict[str, Any]:
+    """The endpoint with its secret: the answer to a create or a rotation, and nothing else."""
+    return {
+        **render_endpoint(master_key, row),
+        "signing_secret": endpoint_secret(master_key, row.id, row.secret_salt),
     }
 
 

@@ -153,23 +153,43 @@ async def create_webhook(
     """Register an endpoint for the caller's responses; its signing secret is in this answer
     and never again."""
     body = validate_webhook(parse_json_body(await request.body()))
-    return await service.create_endpoint(state.settings, session, caller.owner, body)
+    return await service.create_endpoint(
+        state.settings, state.master_key, session, caller.owner, body
+    )
 
 
 @router.get("", response_model=WebhookEndpointList, responses=error_responses(400, 401, 503))
 async def list_webhooks(
-    session: SessionDep, caller: CallerDep, after: str | None = None, limit: PageLimit = 20
+    state: StateDep,
+    session: SessionDep,
+    caller: CallerDep,
+    after: str | None = None,
+    limit: PageLimit = 20,
 ) -> dict[str, Any]:
     """The caller's endpoints (an admin's: everyone's), newest first."""
-    return await service.list_endpoints(session, caller.scope, after=after, limit=limit)
+    return await service.list_endpoints(
+        state.master_key, session, caller.scope, after=after, limit=limit
+    )
 
 
 @router.get("/{webhook_id}", response_model=WebhookEndpoint, responses=_ERRORS)
 async def retrieve_webhook(
-    webhook_id: str, session: SessionDep, caller: CallerDep
+    webhook_id: str, state: StateDep, session: SessionDep, caller: CallerDep
 ) -> dict[str, Any]:
     """One of the caller's endpoints."""
-    return service.render_endpoint(await service.get_endpoint(session, caller.scope, webhook_id))
+    row = await service.get_endpoint(session, caller.scope, webhook_id)
+    return service.render_endpoint(state.master_key, row)
+
+
+@router.post(
+    "/{webhook_id}/rotate_secret", response_model=WebhookEndpointWithSecret, responses=_ERRORS
+)
+async def rotate_webhook_secret(
+    webhook_id: str, state: StateDep, session: SessionDep, caller: CallerDep
+) -> dict[str, Any]:
+    """Replace the endpoint's signing secret; the new one is in this answer and never again,
+    and the old one stops at once."""
+    return await service.rotate_secret(state.master_key, session, caller.scope, webhook_id)
 
 
 @router.delete("/{webhook_id}", response_model=DeletedWebhookEndpoint, responses=_ERRORS)

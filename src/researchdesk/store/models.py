@@ -186,7 +186,7 @@ class IdempotencyRow(Base):
 
 
 class WebhookEndpointRow(Base):
-    """A URL a caller registered to be told when its responses end, with its signing secret.
+    """A URL a caller registered to be told when its responses end, and its secret's salt.
 
     `owner` is the key hash the responses carry, or "" when the API is open (no keys).
     """
@@ -198,8 +198,9 @@ class WebhookEndpointRow(Base):
     name: Mapped[str] = mapped_column(String(256))
     url: Mapped[str] = mapped_column(Text)
     event_types: Mapped[list[str]] = mapped_column(JSON)
-    secret: Mapped[str] = mapped_column(String(128))
-    """The `whsec_…` signing secret: the worker needs it to sign; only its hint is ever shown."""
+    secret_salt: Mapped[str] = mapped_column(String(64))
+    """Not a secret: the signing secret is derived from the master key, the id and this salt
+    (`webhooks.signing.endpoint_secret`) whenever it is needed, and never stored."""
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
 

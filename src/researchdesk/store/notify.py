@@ -7,12 +7,14 @@ from collections.abc import Callable
 
 
 class Notifier:
-    """Wakes workers when work arrives, stops runs on cancel, wakes readers when a run changes."""
+    """Wakes workers when work arrives, stops runs on cancel, wakes readers when a run changes,
+    and wakes this process's webhook delivery loop when a run ends."""
 
     def __init__(self) -> None:
         self._work = asyncio.Event()
         self._changed: dict[str, set[asyncio.Event]] = {}
         self._cancel_listeners: list[Callable[[str], None]] = []
+        self._end_listeners: list[Callable[[str], None]] = []
 
     async def start(self) -> None:
         """Begin delivering hints (nothing to do within one process)."""
@@ -43,6 +45,17 @@ class Notifier:
         for listener in self._cancel_listeners:
             listener(response_id)
         self.changed(response_id)
+
+    def on_run_ended(self, listener: Callable[[str], None]) -> None:
+        """Call `listener(response_id)` whenever a run's terminal state was committed here."""
+        self._end_listeners.append(listener)
+
+    def run_ended(self, response_id: str) -> None:
+        """A run's terminal state, and with it its webhook deliveries, was committed: whoever
+        sends them in this process should look now. Local only: other processes' delivery
+        loops find them at their next poll."""
+        for listener in self._end_listeners:
+            listener(response_id)
 
     def changed(self, response_id: str) -> None:
         """A run's rows changed: wake whoever waits on it."""

@@ -39,7 +39,7 @@ def owner_key(owner: str | None) -> str:
 
 
 def new_endpoint(
-    *, owner: str | None, name: str, url: str, event_types: list[str], secret: str
+    *, owner: str | None, name: str, url: str, event_types: list[str], secret_salt: str
 ) -> WebhookEndpointRow:
     """A new endpoint row (not yet added)."""
     stamp = time.time()
@@ -49,7 +49,7 @@ def new_endpoint(
         name=name,
         url=url,
         event_types=event_types,
-        secret=secret,
+        secret_salt=secret_salt,
         created_at=stamp,
         updated_at=stamp,
     )
@@ -90,6 +90,14 @@ async def list_endpoints(
     )
     rows = list((await session.execute(statement)).scalars())
     return rows[:limit], len(rows) > limit
+
+
+async def set_salt(session: AsyncSession, row: WebhookEndpointRow, salt: str) -> None:
+    """Give an endpoint a new salt, and so a new signing secret (the old one stops at once:
+    every attempt, a retry too, is signed with the secret of the moment)."""
+    row.secret_salt = salt
+    row.updated_at = time.time()
+    await session.flush()
 
 
 async def delete_endpoint(session: AsyncSession, endpoint_id: str) -> None:
@@ -147,7 +155,8 @@ class DeliveryClaim:
     """The claim's number: the fence of `record_attempt`."""
     endpoint_id: str
     url: str
-    secret: str
+    secret_salt: str
+    """With the endpoint id and the master key, what its signing secret derives from."""
     event_id: str
     event_type: str
     response_id: str
@@ -201,7 +210,7 @@ async def claim_deliveries(
             WebhookDeliveryRow.id,
             WebhookDeliveryRow.endpoint_id,
             WebhookEndpointRow.url,
-            WebhookEndpointRow.secret,
+            WebhookEndpointRow.secret_salt,
             WebhookDeliveryRow.event_id,
             WebhookDeliveryRow.event_type,
             WebhookDeliveryRow.response_id,
@@ -218,7 +227,7 @@ async def claim_deliveries(
             claims=claimed[delivery_id],
             endpoint_id=endpoint_id,
             url=url,
-            secret=secret,
+            secret_salt=secret_salt,
             event_id=event_id,
             event_type=event_type,
             response_id=response_id,
@@ -229,7 +238,7 @@ async def claim_deliveries(
             delivery_id,
             endpoint_id,
             url,
-            secret,
+            secret_salt,
             event_id,
             event_type,
             response_id,

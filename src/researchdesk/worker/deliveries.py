@@ -6,6 +6,12 @@ each attempt is recorded fenced by its claim. A worker that dies mid-attempt rec
 the delivery is due again when its lease ends, and is sent again (at least once, with the same
 `webhook-id`, so the receiver can tell). On shutdown, attempts in flight are abandoned and their
 deliveries given back at once.
+
+The loop looks for due deliveries when a run ends in this process (`Notifier.run_ended`: the
+deliveries were committed with the terminal state), when an attempt ends, and otherwise every
+`RESEARCHDESK_POLL_INTERVAL_SECONDS`: the fallback that finds deliveries other processes wrote
+and retries that came due. Each attempt is signed with the endpoint's secret, derived from the
+master key then (`webhooks.signing.endpoint_secret`): no secret is read from the database.
 """
 
 from __future__ import annotations
@@ -19,13 +25,15 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from researchdesk.config import Settings
+from researchdesk.master_key import MasterKey
 from researchdesk.store import webhooks as store
+from researchdesk.store.notify import Notifier
 from researchdesk.store.outage import is_database_outage
 from researchdesk.webhooks.addresses import Resolver, UnsafeURL, resolve_host, resolve_target
 from researchdesk.webhooks.events import payload
 from researchdesk.webhooks.schedule import retry_delay
 from researchdesk.webhooks.sender import AttemptResult, new_client, refused, send
-from researchdesk.webhooks.signing import signed_headers
+from researchdesk.webhooks.signing import endpoint_secret, signed_headers
 
 logger = logging.getLogger(__name__)
 
@@ -41,10 +49,13 @@ class DeliveryLoop:
         sessions: async_sessionmaker[AsyncSession],
         *,
         worker_id: str,
+        master_key: MasterKey,
+        notifier: Notifier | None = None,
         resolve: Resolver = resolve_host,
     ) -> None:
         self._settings = settings
         self._sessions = sessions
+        self._master_key = master_key
         self._resolve = resolve
         self.worker_id = worker_id
         self._client: httpx.AsyncClient | None = None
@@ -53,6 +64,12 @@ class DeliveryLoop:
         self._wake = asyncio.Event()
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
+        if notifier is not None:
+            notifier.on_run_ended(self._run_ended)
+
+    def _run_ended(self, _response_id: str) -> None:
+        """A run ended here: its deliveries are due now, not at the next poll."""
+        self._wake.set()
 
     def start(self) -> None:
         """Begin claiming and sending in the background."""
@@ -137,7 +154,8 @@ class DeliveryLoop:
                 body = payload(
                     claim.event_id, claim.event_type, claim.event_created_at, claim.response_id
                 )
-                headers = signed_headers(claim.secret, claim.delivery_id, int(time.time()), body)
+                secret = endpoint_secret(self._master_key, claim.endpoint_id, claim.secret_salt)
+                headers = signed_headers(secret, claim.delivery_id, int(time.time()), body)
                 return await send(self._client, target, body, headers)
         except UnsafeURL as exc:
             return refused(f"not sent: {exc.message}"), {}

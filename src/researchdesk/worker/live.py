@@ -2,7 +2,8 @@
 
 Text arrives a few characters at a time; writing each piece would cost a transaction per token.
 So pieces wait in memory and are written out together, one `response.output_text.delta` event
-per period (`RESEARCHDESK_STREAM_FLUSH_SECONDS`), into the same event log every reader follows:
+per period (`RESEARCHDESK_STREAM_FLUSH_SECONDS`; the first piece of a message at once), into the
+same event log every reader follows:
 a stream resumed after any event gets exactly the rest, at any age. Pieces not yet written when
 the step is recorded are sent with it, in its transaction.
 
@@ -87,7 +88,10 @@ class LiveText:
             return
         self._pending.append(delta)
         if self._timer is None:
-            self._timer = asyncio.create_task(self._flush_later())
+            # The first text goes out at once (readers see the answer begin without waiting a
+            # period); what follows is gathered for a period at a time.
+            wait = 0.0 if self._sent is None else self._interval
+            self._timer = asyncio.create_task(self._flush_later(wait))
 
     async def cut(self) -> None:
         """The attempt failed: what readers saw stays, cut off; the next one starts afresh."""
@@ -117,8 +121,8 @@ class LiveText:
                 self._timer = None
         self._reset()
 
-    async def _flush_later(self) -> None:
-        await asyncio.sleep(self._interval)
+    async def _flush_later(self, wait: float) -> None:
+        await asyncio.sleep(wait)
         async with self._lock:
             self._timer = None
             try:

@@ -126,6 +126,7 @@ class RunHandle:
             try:
                 async with self._sessions() as session, session.begin():
                     await runs.finish(session, self.claim, status, **fields)
+                self._notifier.run_ended(self.claim.response_id)
                 return
             except Exception as exc:
                 if not is_database_error(exc) or attempt == _FINISH_TRIES - 1:

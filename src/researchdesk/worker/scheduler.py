@@ -75,10 +75,12 @@ class Scheduler:
 
     async def _claim_available(self) -> None:
         async with self._sessions() as session, session.begin():
-            for response_id in await runs.fail_exhausted(session, self._settings.max_attempts):
-                logger.warning(
-                    "run %s failed after %d attempts", response_id, self._settings.max_attempts
-                )
+            exhausted = await runs.fail_exhausted(session, self._settings.max_attempts)
+        for response_id in exhausted:
+            logger.warning(
+                "run %s failed after %d attempts", response_id, self._settings.max_attempts
+            )
+            self._notifier.run_ended(response_id)
         while not self._stopping and len(self._runs) < self._concurrency:
             free = min(self._concurrency - len(self._runs), CLAIM_BATCH)
             async with self._sessions() as session, session.begin():
