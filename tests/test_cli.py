@@ -143,6 +143,9 @@ def test_keys_create_list_update_and_revoke_through_the_database(
 ) -> None:
     url = request.getfixturevalue("sqlite_url" if database == "sqlite" else "postgres_url")
     monkeypatch.setenv("RESEARCHDESK_DATABASE_URL", url)
+    # On PostgreSQL the master key file would go to the working directory: keep it here.
+    tmp_path = request.getfixturevalue("tmp_path")
+    monkeypatch.setenv("RESEARCHDESK_SECRET_KEY_FILE", str(tmp_path / "researchdesk.secret"))
     assert cli.main(["migrate"]) == 0
     capsys.readouterr()
 
