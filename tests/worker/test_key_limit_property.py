@@ -200,6 +200,7 @@ async def test_a_keys_daily_limit_holds_across_workers_and_kills(
             lease_seconds=5.0,
             max_attempts=50,
             retry_base_seconds=0.01,
+            secret_key_file=tmp_path / "researchdesk.secret",
         )
         catalog = await CatalogSource.from_settings(settings).get()
         worst = {model: catalog.worst_case(model) for model in models}
