@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 
 class ResearchDeskError(Exception):
     """Base of every error the API renders as an OpenAI error envelope."""
@@ -16,6 +18,8 @@ class ResearchDeskError(Exception):
         self.param = param
         if code is not None:
             self.code = code
+        self.headers: dict[str, str] = {}
+        """HTTP headers the answer carries besides the envelope (e.g. `Retry-After`)."""
 
 
 class InvalidRequest(ResearchDeskError):
@@ -64,3 +68,20 @@ class DatabaseUnavailable(ResearchDeskError):
     status_code = 503
     error_type = "server_error"
     code = "database_unavailable"
+
+
+class RateLimited(ResearchDeskError):
+    """The caller is over one of its rate limits (429); `Retry-After` says when to come back."""
+
+    status_code = 429
+    error_type = "rate_limit_exceeded"
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after_seconds: float) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+        # Whole seconds as RFC 9110 has it, and milliseconds, which the `openai` SDKs prefer.
+        self.headers = {
+            "Retry-After": str(max(1, math.ceil(retry_after_seconds))),
+            "retry-after-ms": str(max(1, math.ceil(retry_after_seconds * 1000))),
+        }

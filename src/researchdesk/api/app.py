@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -13,6 +14,8 @@ from researchdesk.api import health, routes, usage, webhooks
 from researchdesk.api.cors import install_cors
 from researchdesk.api.deps import AppState, key_hash
 from researchdesk.api.errors import BodySizeLimitMiddleware, install_error_handlers
+from researchdesk.api.limited import RateLimitHeaders
+from researchdesk.api.rate_limits import RateLimiter
 from researchdesk.api.routes import CREATE_REQUEST_REF
 from researchdesk.api.schemas import CreateResponseRequest
 from researchdesk.api.webhooks import CREATE_WEBHOOK_REF, CreateWebhookRequest
@@ -20,8 +23,17 @@ from researchdesk.compose import open_core, open_worker
 from researchdesk.config import Settings
 
 
-def create_app(settings: Settings, *, run_worker: bool = True, migrate: bool = True) -> FastAPI:
-    """The service: the API, and (unless `run_worker` is False) an embedded worker."""
+def create_app(
+    settings: Settings,
+    *,
+    run_worker: bool = True,
+    migrate: bool = True,
+    clock: Callable[[], float] = time.time,
+) -> FastAPI:
+    """The service: the API, and (unless `run_worker` is False) an embedded worker.
+
+    `clock` (Unix seconds) places requests in their rate limit windows; tests move it.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -33,6 +45,7 @@ def create_app(settings: Settings, *, run_worker: bool = True, migrate: bool = T
                 notifier=core.notifier,
                 prices=core.prices,
                 key_hashes=tuple(key_hash(key) for key in settings.api_key_list()),
+                limiter=RateLimiter(core.sessions, clock=clock),
             )
             if run_worker:
                 await open_worker(core, stack)
@@ -45,6 +58,7 @@ def create_app(settings: Settings, *, run_worker: bool = True, migrate: bool = T
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RateLimitHeaders)
     app.include_router(routes.router, prefix="/v1")
     app.include_router(routes.router, include_in_schema=False)
     app.include_router(usage.router, prefix="/v1")

@@ -12,6 +12,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from researchdesk.api.output import OutputCache
+from researchdesk.api.rate_limits import RateLimiter
 from researchdesk.api.schemas import check_storable
 from researchdesk.config import Settings
 from researchdesk.errors import Unauthorized
@@ -28,6 +29,7 @@ class AppState:
     notifier: Notifier
     prices: CatalogSource
     key_hashes: tuple[str, ...]
+    limiter: RateLimiter
     outputs: OutputCache = field(default_factory=OutputCache)
     """Outputs of responses in progress, kept between reads (see `service.read`)."""
 

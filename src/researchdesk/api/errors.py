@@ -66,6 +66,8 @@ _ERROR_DESCRIPTIONS = {
     404: "No response with that id is visible to this caller.",
     409: "The request conflicts with the current state of a response or an Idempotency-Key.",
     413: "The body or the input is over this server's size limit.",
+    429: "Over a rate limit of this API key: requests per minute, or runs queued or in "
+    "progress. `Retry-After` (seconds) says when to try again.",
     503: "The database is unavailable right now; retry shortly.",
 }
 
@@ -93,8 +95,10 @@ def error_body(exc: ResearchDeskError) -> dict[str, Any]:
 def error_response(
     exc: ResearchDeskError, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
-    """The HTTP response carrying `exc`'s envelope and status."""
-    return JSONResponse(error_body(exc), status_code=exc.status_code, headers=headers)
+    """The HTTP response carrying `exc`'s envelope, status and own headers (and `headers`)."""
+    return JSONResponse(
+        error_body(exc), status_code=exc.status_code, headers={**exc.headers, **(headers or {})}
+    )
 
 
 def _param(loc: Sequence[int | str], data: object) -> str | None:

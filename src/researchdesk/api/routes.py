@@ -11,6 +11,7 @@ from researchdesk.api import service
 from researchdesk.api.conditional import CACHE_HEADERS
 from researchdesk.api.deps import OwnerDep, SessionDep, StateDep, storable_params
 from researchdesk.api.errors import error_responses
+from researchdesk.api.limited import AdmissionDep, ReaderDep
 from researchdesk.api.schemas import parse_json_body, validate_create
 from researchdesk.api.stream import event_stream
 from researchdesk.errors import InvalidRequest
@@ -63,7 +64,7 @@ _NOT_MODIFIED: dict[str, Any] = {
 @router.post(
     "/responses",
     response_model=None,
-    responses={200: _JSON_OR_EVENTS, **error_responses(400, 401, 404, 409, 413, 503)},
+    responses={200: _JSON_OR_EVENTS, **error_responses(400, 401, 404, 409, 413, 429, 503)},
     openapi_extra={
         # The body is read raw (see `parse_json_body`), so FastAPI cannot document it itself.
         "requestBody": {
@@ -81,13 +82,17 @@ _NOT_MODIFIED: dict[str, Any] = {
     },
 )
 async def create_response(
-    request: Request, state: StateDep, session: SessionDep, owner: OwnerDep
+    request: Request,
+    state: StateDep,
+    session: SessionDep,
+    owner: OwnerDep,
+    admission: AdmissionDep,
 ) -> Response:
     """Accept a research request: stored and committed before this returns."""
     raw = parse_json_body(await request.body())
     body = validate_create(raw, state.settings)
     idempotency = service.Idempotency.of(request.headers.get("idempotency-key"), raw)
-    row = await service.create(state, session, owner, body, idempotency)
+    row = await service.create(state, session, owner, body, idempotency, admission)
     if body.stream:
         return StreamingResponse(
             event_stream(state, row.id, -1), media_type="text/event-stream", headers=_SSE_HEADERS
@@ -105,14 +110,14 @@ async def create_response(
     responses={
         200: {**_JSON_OR_EVENTS, **_TAGGED},
         304: _NOT_MODIFIED,
-        **error_responses(400, 401, 404, 503),
+        **error_responses(400, 401, 404, 429, 503),
     },
 )
 async def retrieve_response(
     response_id: str,
     state: StateDep,
     session: SessionDep,
-    owner: OwnerDep,
+    owner: ReaderDep,
     stream: bool = False,
     starting_after: Annotated[int | None, Query(ge=0, le=MAX_SEQUENCE_NUMBER)] = None,
     if_none_match: Annotated[str | None, Header()] = None,
@@ -135,10 +140,10 @@ async def retrieve_response(
 @router.post(
     "/responses/{response_id}/cancel",
     response_model=None,
-    responses={200: _JSON_OBJECT, **error_responses(400, 401, 404, 503)},
+    responses={200: _JSON_OBJECT, **error_responses(400, 401, 404, 429, 503)},
 )
 async def cancel_response(
-    response_id: str, state: StateDep, session: SessionDep, owner: OwnerDep
+    response_id: str, state: StateDep, session: SessionDep, owner: ReaderDep
 ) -> Response:
     """Cancel a queued or running response."""
     row = await service.cancel(state, session, owner, response_id)
@@ -147,19 +152,21 @@ async def cancel_response(
     return Response(current.body, media_type=_JSON)
 
 
-@router.delete("/responses/{response_id}", responses=error_responses(400, 401, 404, 503))
+@router.delete("/responses/{response_id}", responses=error_responses(400, 401, 404, 429, 503))
 async def delete_response(
-    response_id: str, state: StateDep, session: SessionDep, owner: OwnerDep
+    response_id: str, state: StateDep, session: SessionDep, owner: ReaderDep
 ) -> dict[str, Any]:
     """Delete a response and its journal."""
     return await service.delete(state, session, owner, response_id)
 
 
-@router.get("/responses/{response_id}/input_items", responses=error_responses(400, 401, 404, 503))
+@router.get(
+    "/responses/{response_id}/input_items", responses=error_responses(400, 401, 404, 429, 503)
+)
 async def list_input_items(
     response_id: str,
     session: SessionDep,
-    owner: OwnerDep,
+    owner: ReaderDep,
     after: str | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     order: Literal["asc", "desc"] = "desc",
@@ -173,12 +180,12 @@ async def list_input_items(
 @router.get(
     "/responses",
     response_model=None,
-    responses={200: _JSON_OBJECT, **error_responses(400, 401, 503)},
+    responses={200: _JSON_OBJECT, **error_responses(400, 401, 429, 503)},
 )
 async def list_responses(
     request: Request,
     session: SessionDep,
-    owner: OwnerDep,
+    owner: ReaderDep,
     status: Status | None = None,
     model: str | None = None,
     slug: str | None = None,
