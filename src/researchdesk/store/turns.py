@@ -1,15 +1,16 @@
 """The fair queue: each new run's turn, so that workers take runs from every caller in turn.
 
 This is start-time fair queuing with every run counted as one unit of work. A new run's turn is
-one past the larger of
+the larger of
 
 - the queue's clock: the lowest turn still queued (the next one a worker takes), and
-- the caller's own last queued run's turn,
+- one past the caller's own last queued run's turn,
 
-and workers claim the lowest turn first (`store.runs`). A caller with 1,000 runs queued holds
-turns 1 to 1,000; another caller's run queued after them gets turn 2, so it is claimed next
-to the first caller's second run rather than after its thousandth. Steadily, callers with
-queued work are served in rotation, one run each, whoever queued first or most.
+and workers claim the lowest turn first, the oldest first among equal turns (`store.runs`). A
+caller with 1,000 runs queued holds turns 1 to 1,000; another caller's run queued after them
+gets turn 1 too, so it is claimed right after the first caller's first run rather than after
+its thousandth. Steadily, callers with queued work are served in rotation, one run each,
+whoever queued first or most.
 
 The turn is given once, by the INSERT itself (two index probes, no extra round trip), so the
 claim stays one ordered index scan however many runs are queued and however many callers
@@ -74,4 +75,4 @@ def new_turn(*, anonymous: bool) -> ColumnElement[int]:
         .limit(1)
         .scalar_subquery()
     )
-    return _greatest(func.coalesce(clock, 0), func.coalesce(own_last, 0)) + 1
+    return _greatest(func.coalesce(clock, 0), func.coalesce(own_last, 0) + 1)
