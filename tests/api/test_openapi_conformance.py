@@ -107,7 +107,7 @@ def test_the_document_describes_the_create_body_and_errors(base_url: str) -> Non
     body_schema = document["components"]["schemas"][ref.rsplit("/", 1)[1]]
     assert {"input", "model", "metadata", "max_cost_usd"} <= set(body_schema["properties"])
     assert body_schema["required"] == ["input"]
-    assert set(create["responses"]) == {"200", "400", "401", "404", "409", "413", "503"}
+    assert set(create["responses"]) == {"200", "400", "401", "404", "409", "413", "429", "503"}
     envelope = document["components"]["schemas"]["ErrorEnvelope"]
     assert envelope["required"] == ["error"]
     for path, operations in document["paths"].items():
