@@ -48,6 +48,8 @@ from researchdesk.store.steps import load_steps
 
 Call = Callable[[AsyncSession], Awaitable[object]]
 
+SQLITE_NAMES = {"responses_pkey": "sqlite_autoindex_responses_1"}
+"""Constraint indexes `Case.also` names, as SQLite names them."""
 CURSOR = new_response(model="m", max_cost_micros=1, input_items=[])
 """A cursor row: the list reads only its `created_at` and `id`, so it needs no database row."""
 
@@ -130,11 +132,22 @@ CASES = {
         page("o1", metadata=(("team", "a"),)), "ix_responses_owner_created", bound="owner"
     ),
     "list by model": Case(page(model="org/m"), "ix_responses_created"),
+    # Each claim also finds the candidates it updates by primary key (not by re-reading every
+    # row that matches its condition).
     "claim an expired lease": Case(
-        claim, "ix_responses_status_lease", bound="lease_expires_at", statement="WITH"
+        claim,
+        "ix_responses_status_lease",
+        bound="lease_expires_at",
+        statement="WITH",
+        also=("responses_pkey",),
     ),
     "claim a queued run": Case(
-        claim, "ix_responses_status_turn", bound="status", statement="WITH", nth=1
+        claim,
+        "ix_responses_status_turn",
+        bound="status",
+        statement="WITH",
+        nth=1,
+        also=("responses_pkey",),
     ),
     "a new run's turn": Case(
         insert("o1"),
@@ -281,6 +294,7 @@ def assert_sqlite_plan(plan: Sequence[str], case: Case) -> None:
     using = [line for line in plan if f"INDEX {index}" in line]
     assert using, shown
     for other in case.also:
+        other = SQLITE_NAMES.get(other, other)
         assert [line for line in plan if f"INDEX {other}" in line], shown
     if case.bound is not None:
         # SQLite shows the index's bounds in parentheses: "USING INDEX ix (status=? AND ...)".
