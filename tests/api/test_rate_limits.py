@@ -8,9 +8,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from researchdesk.api.rate_limits import (
     SHARE_SECONDS,
+    Kind,
     Quota,
     RateLimiter,
     RateLimits,
+    check_in_flight,
     go_duration,
     limits_for,
 )
@@ -95,11 +97,11 @@ async def test_reads_over_the_limit_are_refused_until_the_minute_ends(
     engine: AsyncEngine, clocks: Clocks
 ) -> None:
     process = limiter(engine, clocks)
-    quotas = [await process.admit_read("key-a", 5) for _ in range(5)]
+    quotas = [await process.admit("key-a", Kind.READS, 5) for _ in range(5)]
     assert [quota.limit - quota.used for quota in quotas] == [4, 3, 2, 1, 0]
     assert quotas[-1].reset_seconds == 45
     with pytest.raises(RateLimited) as refused:
-        await process.admit_read("key-a", 5)
+        await process.admit("key-a", Kind.READS, 5)
     assert refused.value.status_code == 429
     assert refused.value.error_type == refused.value.code == "rate_limit_exceeded"
     assert refused.value.headers == {
@@ -109,24 +111,24 @@ async def test_reads_over_the_limit_are_refused_until_the_minute_ends(
         "x-ratelimit-remaining-requests": "0",
         "x-ratelimit-reset-requests": "45s",
     }
-    assert (await process.admit_read("key-b", 5)).used == 1  # another key has its own count
+    assert (await process.admit("key-b", Kind.READS, 5)).used == 1  # another key has its own count
     clocks.advance(45)
-    assert (await process.admit_read("key-a", 5)).used == 1
+    assert (await process.admit("key-a", Kind.READS, 5)).used == 1
 
 
 async def test_processes_share_their_counts(engine: AsyncEngine, clocks: Clocks) -> None:
     """Two API processes on one database hold a key to one limit between them."""
     first, second = limiter(engine, clocks), limiter(engine, clocks)
     for _ in range(6):
-        await first.admit_read("key-a", 10)
+        await first.admit("key-a", Kind.READS, 10)
     clocks.advance(SHARE_SECONDS)
-    await first.admit_read("key-a", 10)  # a second later, its count is shared: 7
+    await first.admit("key-a", Kind.READS, 10)  # a second later, its count is shared: 7
     for _ in range(3):
-        await second.admit_read("key-a", 10)  # it learns of the 7 at its first read
+        await second.admit("key-a", Kind.READS, 10)  # it learns of the 7 at its first read
     with pytest.raises(RateLimited):
-        await second.admit_read("key-a", 10)
+        await second.admit("key-a", Kind.READS, 10)
     with pytest.raises(RateLimited):
-        await first.admit_read("key-a", 10)
+        await first.admit("key-a", Kind.READS, 10)
 
 
 async def test_near_the_limit_a_process_shares_every_read(
@@ -139,52 +141,46 @@ async def test_near_the_limit_a_process_shares_every_read(
     for turn in range(40):
         process = first if turn % 2 else second
         try:
-            await process.admit_read("key-a", 20)
+            await process.admit("key-a", Kind.READS, 20)
         except RateLimited:
             continue
         admitted += 1
     assert admitted == 20
 
 
-async def create(
-    engine: AsyncEngine, process: RateLimiter, owner: str | None, limits: RateLimits
-) -> Quota | None:
-    """A create as the service makes it: checked, inserted, counted, committed."""
-    sessions = create_sessionmaker(engine)
-    async with sessions() as session:
-        process.check_create(owner, limits)
-        row = new_response(model="m", max_cost_micros=1, input_items=[], owner=owner)
-        await insert_response(session, row)
-        quota = await process.count_create(session, owner, limits)
-        await session.commit()
-    return quota
-
-
-async def test_creates_are_counted_exactly_and_refused_ones_not_at_all(
-    engine: AsyncEngine, clocks: Clocks
-) -> None:
-    limits = RateLimits(creates_per_minute=3)
+async def test_creates_and_reads_are_counted_apart(engine: AsyncEngine, clocks: Clocks) -> None:
     first, second = limiter(engine, clocks), limiter(engine, clocks)
-    quotas = [await create(engine, process, "key-a", limits) for process in (first, second, first)]
-    assert [quota.used if quota else None for quota in quotas] == [1, 2, 3]
-    for process in (second, first, second):
+    for process in (first, second, first):
+        await process.admit("key-a", Kind.CREATES, 3)
+    for process in (second, first):
         with pytest.raises(RateLimited) as refused:
-            await create(engine, process, "key-a", limits)
+            await process.admit("key-a", Kind.CREATES, 3)
+        assert "creates per minute" in refused.value.message
         assert refused.value.headers["Retry-After"] == "45"
+    assert (await first.admit("key-a", Kind.READS, 3)).used == 1
     clocks.advance(45)
-    quota = await create(engine, second, "key-a", limits)
-    assert quota is not None
-    assert quota.used == 1  # the refused creates were never counted
+    assert (await second.admit("key-a", Kind.CREATES, 3)).used == 1
 
 
-async def test_runs_in_flight_are_limited_per_key(engine: AsyncEngine, clocks: Clocks) -> None:
-    limits = RateLimits(runs_in_flight=2)
-    process = limiter(engine, clocks)
-    assert await create(engine, process, "key-a", limits) is None  # no per-minute limit
-    await create(engine, process, "key-a", limits)
+async def test_runs_in_flight_are_limited_per_key(engine: AsyncEngine) -> None:
+    """The check as a create makes it: after its INSERT, in its transaction."""
+    sessions = create_sessionmaker(engine)
+
+    async def create(owner: str | None) -> None:
+        async with sessions() as session:
+            row = new_response(model="m", max_cost_micros=1, input_items=[], owner=owner)
+            await insert_response(session, row)
+            await check_in_flight(session, owner, 2)
+            await session.commit()
+
+    await create("key-a")
+    await create("key-a")
     with pytest.raises(RateLimited) as refused:
-        await create(engine, process, "key-a", limits)
+        await create("key-a")
     assert "at most 2" in refused.value.message
-    assert refused.value.headers["Retry-After"] == "5"
-    await create(engine, process, "key-b", limits)
-    await create(engine, process, None, limits)
+    assert refused.value.headers == {"Retry-After": "5", "retry-after-ms": "5000"}
+    await create("key-b")
+    await create(None)
+    await create(None)
+    with pytest.raises(RateLimited):
+        await create(None)

@@ -150,8 +150,9 @@ def test_with_the_api_open_the_limits_hold_for_its_one_caller(start: Start) -> N
         create(sdk(url, "another-key-changes-nothing"))
 
 
-def test_an_idempotent_repeat_is_not_another_create(start: Start) -> None:
-    url, _clock = start(api_keys="key-a", rate_limit_creates_per_minute=1)
+def test_every_create_request_counts_an_idempotent_repeat_too(start: Start) -> None:
+    """Counted at the door, before the database is asked whether the key was used."""
+    url, _clock = start(api_keys="key-a", rate_limit_creates_per_minute=2)
     with httpx.Client(base_url=url, headers={"Authorization": "Bearer key-a"}) as client:
         body = {"input": "q", "background": True}
         keyed = {"Idempotency-Key": "ticket-1"}
@@ -159,6 +160,7 @@ def test_an_idempotent_repeat_is_not_another_create(start: Start) -> None:
         again = client.post("/v1/responses", json=body, headers=keyed)
         assert [first.status_code, again.status_code] == [200, 200]
         assert first.json()["id"] == again.json()["id"]
+        assert again.headers["x-ratelimit-remaining-requests"] == "0"
         assert client.post("/v1/responses", json=body).status_code == 429
 
 

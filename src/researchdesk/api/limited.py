@@ -1,5 +1,7 @@
-"""Rate limits applied to requests: the dependencies that count them, and the middleware that
-shows the caller where it stands (OpenAI's `x-ratelimit-*` headers) on every answer."""
+"""Rate limits applied to requests: the dependencies that count them at the door (before the
+request uses the database, so that sharing a count never waits for a second pooled connection),
+and the middleware that shows the caller where it stands (OpenAI's `x-ratelimit-*` headers) on
+every answer."""
 
 from __future__ import annotations
 
@@ -7,12 +9,10 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from researchdesk.api.deps import OwnerDep, StateDep
-from researchdesk.api.rate_limits import Quota, RateLimiter, RateLimits, limits_for
-from researchdesk.errors import RateLimited
+from researchdesk.api.rate_limits import Kind, Quota, RateLimits, limits_for
 
 _SLOT = "researchdesk.rate_limit"
 """The key of the request's `_Slot` in the ASGI scope."""
@@ -59,7 +59,7 @@ async def reader(request: Request, state: StateDep, owner: OwnerDep) -> str | No
     """The caller (as `get_owner`), once this request is counted against its reads limit."""
     limit = limits_for(state.settings, owner).reads_per_minute
     if limit is not None:
-        _keep(request, await state.limiter.admit_read(owner, limit))
+        _keep(request, await state.limiter.admit(owner, Kind.READS, limit))
     return owner
 
 
@@ -67,33 +67,14 @@ ReaderDep = Annotated[str | None, Depends(reader)]
 """The caller of a request that counts as a read (every Responses API request but a create)."""
 
 
-@dataclass
-class Admission:
-    """A create's standing against its caller's limits (see `RateLimiter`): checked at the door,
-    counted within the create's own transaction."""
-
-    limiter: RateLimiter
-    owner: str | None
-    limits: RateLimits
-    request: Request
-
-    def check(self) -> None:
-        """Refuse a create this process knows to be over the limit, before any work."""
-        self.limiter.check_create(self.owner, self.limits)
-
-    async def count(self, session: AsyncSession) -> None:
-        """Count the create in `session`'s transaction, before its commit; raises
-        `RateLimited` over a limit (the transaction must not then be committed)."""
-        try:
-            _keep(self.request, await self.limiter.count_create(session, self.owner, self.limits))
-        except RateLimited:
-            await session.rollback()
-            raise
+async def creator(request: Request, state: StateDep, owner: OwnerDep) -> RateLimits:
+    """The caller's limits, once this create is counted against its creates limit."""
+    limits = limits_for(state.settings, owner)
+    if limits.creates_per_minute is not None:
+        quota = await state.limiter.admit(owner, Kind.CREATES, limits.creates_per_minute)
+        _keep(request, quota)
+    return limits
 
 
-async def admission(request: Request, state: StateDep, owner: OwnerDep) -> Admission:
-    """The caller's admission for a create."""
-    return Admission(state.limiter, owner, limits_for(state.settings, owner), request)
-
-
-AdmissionDep = Annotated[Admission, Depends(admission)]
+CreatorDep = Annotated[RateLimits, Depends(creator)]
+"""The limits of the caller of a create (which `creator` counted)."""

@@ -1,19 +1,21 @@
 """Per-key rate limits: requests per minute (creates and reads counted apart) and runs in flight.
 
-Requests are counted in fixed one-minute windows (Unix minutes of the API host's clock) in one
-row per caller and kind (`store.rate_limits`), which every API process adds to:
+Requests are counted in fixed one-minute windows (Unix minutes of the API host's clock). The
+count is shared through the database (`store.rate_limits`: one row per caller and kind), but a
+request does not write it: each API process counts its callers' requests in memory and adds
+its count to the shared row at most once a second per caller and kind, or sooner once it has
+used a quarter of what the row had left (so near the limit, every request is shared). A
+process refuses a request when what it knows, the row's last total plus its own unshared
+requests, reaches the limit. That can only fall short of the truth, so a refusal is always
+due; the other way round, a burst spread over several API processes may pass the limit by
+what the other processes let through since they last shared. With one process (SQLite's
+case) the count is exact.
 
-- **Creates** are counted exactly: each create adds itself to the counter in its own
-  transaction, just before the commit, and is refused (and not counted) when that makes the
-  count pass the limit. A create writes anyway, so this costs one upsert and no commit. The
-  counter row's lock (PostgreSQL) also makes a caller's creates take turns for that instant,
-  which keeps the count of its runs in flight, taken right after, exact.
-- **Reads** (every other request of the Responses API) are hot and write nothing, so a
-  process counts them in memory and adds its count to the shared row at most once a second
-  per caller, or sooner once it has used a quarter of what the row had left; it refuses when
-  what it knows (the row's last total plus its own unshared reads) reaches the limit. That
-  can only undercount, so a refusal is always due, while with several API processes a burst
-  may pass the limit by what the other processes let through since they last shared.
+Counting each create in its own transaction instead (an upsert of the counter row just before
+the commit) was exact, but held the row's lock until the commit, behind the event loop of a
+busy process: one key's creates took turns, and a key's create throughput fell by a third
+(README, Rate limits and fairness). Runs in flight are counted from the responses themselves,
+in the create's transaction.
 """
 
 from __future__ import annotations
@@ -32,10 +34,11 @@ from researchdesk.store import rate_limits as store
 
 WINDOW_SECONDS = 60
 SHARE_SECONDS = 1.0
-"""Longest a process keeps a caller's reads to itself before adding them to the shared count."""
+"""Longest a process keeps a caller's requests to itself before adding them to the shared
+count."""
 SHARE_FRACTION = 4
-"""A process also shares once its unshared reads reach 1/4 of what the shared count had left,
-so that near the limit every process learns of the others' reads often."""
+"""A process also shares once its unshared requests reach 1/4 of what the shared count had
+left, so that near the limit every process learns of the others' requests often."""
 IN_FLIGHT_RETRY_SECONDS = 5
 """`Retry-After` of a create refused for runs in flight: when one ends is not known."""
 
@@ -149,27 +152,29 @@ class RateLimiter:
         window = self._windows.setdefault((owner or "", kind), _Window(minute))
         return window, (minute + 1) * WINDOW_SECONDS - now
 
-    async def admit_read(self, owner: str | None, limit: int) -> Quota:
-        """Count a read against `limit`; raises `RateLimited` when the caller is over it."""
-        window, reset = self._window(owner, Kind.READS)
+    async def admit(self, owner: str | None, kind: Kind, limit: int) -> Quota:
+        """Count a request of `kind` against `limit`; raises `RateLimited` (and does not count
+        it) when the caller is over it."""
+        window, reset = self._window(owner, kind)
         if window.shared + window.unshared >= limit:
-            raise Quota(limit, limit, reset).exceeded(Kind.READS)
+            raise Quota(limit, limit, reset).exceeded(kind)
         window.unshared += 1
         due = self._monotonic() - window.shared_at >= SHARE_SECONDS or (
             window.unshared * SHARE_FRACTION >= limit - window.shared
         )
         if due and not window.sharing:
-            await self._share(owner, window)
+            await self._share(owner, kind, window)
             if window.shared > limit:  # other processes took the rest: this one is over too
-                raise Quota(limit, limit, reset).exceeded(Kind.READS)
+                raise Quota(limit, limit, reset).exceeded(kind)
         return Quota(limit, window.shared + window.unshared, reset)
 
-    async def _share(self, owner: str | None, window: _Window) -> None:
-        """Add this process's unshared reads to the shared count, and learn the total."""
+    async def _share(self, owner: str | None, kind: Kind, window: _Window) -> None:
+        """Add this process's unshared requests to the shared count, and learn the total (in a
+        transaction of its own: callers share before their request uses the database)."""
         count, window.unshared, window.sharing = window.unshared, 0, True
         try:
             async with self._sessions() as session, session.begin():
-                total = await store.add(session, owner, Kind.READS, window.minute, count)
+                total = await store.add(session, owner, kind, window.minute, count)
         except BaseException:
             window.unshared += count  # not shared: still this process's to share
             raise
@@ -178,40 +183,15 @@ class RateLimiter:
         window.shared = max(window.shared, total)
         window.shared_at = self._monotonic()
 
-    def check_create(self, owner: str | None, limits: RateLimits) -> None:
-        """Refuse at once, before any work, a create this process already knows to be over the
-        caller's limit (from a create it refused in this window)."""
-        limit = limits.creates_per_minute
-        if limit is None:
-            return
-        window, reset = self._window(owner, Kind.CREATES)
-        if window.shared >= limit:
-            raise Quota(limit, limit, reset).exceeded(Kind.CREATES)
 
-    async def count_create(
-        self, session: AsyncSession, owner: str | None, limits: RateLimits
-    ) -> Quota | None:
-        """Count a create in its own transaction (before its commit) and check the caller's runs
-        in flight, its new one included; raises `RateLimited` (the transaction must then be
-        rolled back: the create is not counted). The caller's quota, if it has a limit."""
-        limit, in_flight = limits.creates_per_minute, limits.runs_in_flight
-        if limit is None and in_flight is None:
-            return None
-        window, reset = self._window(owner, Kind.CREATES)
-        total = await store.add(session, owner, Kind.CREATES, window.minute, 1)
-        quota = None if limit is None else Quota(limit, total, reset)
-        if quota is not None and total > quota.limit:
-            window.shared = max(window.shared, total - 1)  # all but this one were committed
-            raise quota.exceeded(Kind.CREATES)
-        if in_flight is not None and await store.runs_in_flight(session, owner, in_flight + 1) > (
-            in_flight
-        ):
-            error = RateLimited(
-                f"Too many responses in flight for this API key: at most {in_flight} may be "
-                "queued or in progress at once. Please try again when one has finished.",
-                retry_after_seconds=IN_FLIGHT_RETRY_SECONDS,
-            )
-            if quota is not None:
-                error.headers.update(Quota(quota.limit, total - 1, reset).headers())
-            raise error
-        return quota
+async def check_in_flight(session: AsyncSession, owner: str | None, limit: int) -> None:
+    """Refuse a create that would take the caller past `limit` runs queued or in progress: run
+    in the create's transaction after its INSERT, so the new run is counted too (an index
+    range of at most `limit + 1` entries). Concurrent creates of one caller on PostgreSQL do not
+    see each other's uncommitted rows, so they may pass it by as many as race at once."""
+    if await store.runs_in_flight(session, owner, limit + 1) > limit:
+        raise RateLimited(
+            f"Too many responses in flight for this API key: at most {limit} may be queued or "
+            "in progress at once. Please try again when one has finished.",
+            retry_after_seconds=IN_FLIGHT_RETRY_SECONDS,
+        )

@@ -11,7 +11,7 @@ from researchdesk.api import service
 from researchdesk.api.conditional import CACHE_HEADERS
 from researchdesk.api.deps import OwnerDep, SessionDep, StateDep, storable_params
 from researchdesk.api.errors import error_responses
-from researchdesk.api.limited import AdmissionDep, ReaderDep
+from researchdesk.api.limited import CreatorDep, ReaderDep
 from researchdesk.api.schemas import parse_json_body, validate_create
 from researchdesk.api.stream import event_stream
 from researchdesk.errors import InvalidRequest
@@ -86,13 +86,15 @@ async def create_response(
     state: StateDep,
     session: SessionDep,
     owner: OwnerDep,
-    admission: AdmissionDep,
+    limits: CreatorDep,
 ) -> Response:
     """Accept a research request: stored and committed before this returns."""
     raw = parse_json_body(await request.body())
     body = validate_create(raw, state.settings)
     idempotency = service.Idempotency.of(request.headers.get("idempotency-key"), raw)
-    row = await service.create(state, session, owner, body, idempotency, admission)
+    row = await service.create(
+        state, session, owner, body, idempotency, runs_in_flight=limits.runs_in_flight
+    )
     if body.stream:
         return StreamingResponse(
             event_stream(state, row.id, -1), media_type="text/event-stream", headers=_SSE_HEADERS

@@ -16,11 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from researchdesk.api.conditional import none_match, strong_tag, weak_tag
 from researchdesk.api.deps import AppState
-from researchdesk.api.limited import Admission
 from researchdesk.api.output import OutputCache, RunningOutput, output_items, with_live_text
+from researchdesk.api.rate_limits import check_in_flight
 from researchdesk.api.render import dump_json, item_status, render_response
 from researchdesk.api.schemas import CreateResponseRequest, normalize_input
-from researchdesk.errors import Conflict, InvalidRequest, NotFound
+from researchdesk.errors import Conflict, InvalidRequest, NotFound, RateLimited
 from researchdesk.pricing.cost import format_usd, usd_to_micros
 from researchdesk.pricing.guard import (
     STEP_SHARE,
@@ -90,28 +90,29 @@ async def create(
     owner: str | None,
     request: CreateResponseRequest,
     idempotency: Idempotency | None = None,
-    admission: Admission | None = None,
+    runs_in_flight: int | None = None,
 ) -> ResponseRow:
     """Store a new queued response and commit it before anything is answered.
 
     With an idempotency key, a repeat of the same request returns the response it first made
-    (even when both arrive at once: the key's primary key lets only one insert win); a repeat
-    is not a new create, so no rate limit counts it. With `admission`, the create is held to
-    its caller's rate limits: counted last before the commit, so that the counter row is
-    locked for as short a time as can be.
+    (even when both arrive at once: the key's primary key lets only one insert win). With
+    `runs_in_flight`, a create that would take its caller past that many runs queued or in
+    progress is refused (429) and nothing is stored.
     """
     if idempotency is not None:
         earlier = await idempotency_keys.find(session, owner, idempotency.key)
         if earlier is not None:
             return await _repeat(session, owner, earlier, idempotency)
-    if admission is not None:
-        admission.check()
     row = await _new_row(state, session, owner, request)
     await store.insert_response(session, row)
     if idempotency is not None:
         idempotency_keys.remember(session, owner, idempotency.key, idempotency.request_hash, row.id)
-    if admission is not None:
-        await admission.count(session)
+    if runs_in_flight is not None:
+        try:
+            await check_in_flight(session, owner, runs_in_flight)
+        except RateLimited:
+            await session.rollback()
+            raise
     try:
         await session.commit()
     except IntegrityError:
