@@ -261,3 +261,5 @@ class Options:
     memory_runs: int
     max_rows: int
     wrk_seconds: float
+    settings: dict[str, str] = field(default_factory=dict)
+    """`RESEARCHDESK_*` settings the service of rows get and post runs with (`--set`)."""

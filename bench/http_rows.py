@@ -60,14 +60,18 @@ def measure(
 
 
 def start_cli_serve(
-    database: Database, upstream: Upstream | None, folder: Path, *args: str
+    database: Database,
+    upstream: Upstream | None,
+    folder: Path,
+    *args: str,
+    settings: dict[str, str] | None = None,
 ) -> tuple[Process, str]:
     """`researchdesk serve` exactly as shipped, on a free port; returns it and its base URL."""
     port = free_port()
     process = Process(
         "serve",
         python("-m", "researchdesk.cli", "serve", "--port", str(port), *args),
-        service_env(database, upstream),
+        service_env(database, upstream, **(settings or {})),
         folder / f"cli-serve-{port}.log",
     ).start()
     return _ready(process, port, "/readyz")
@@ -149,7 +153,9 @@ def get_finished(options: Options, report: Report) -> None:
     for kind in options.databases:
         database = fresh_database(kind, options.postgres_url, options.folder)
         with Upstream(options.folder, 0.01, 0.0) as upstream:
-            service, url = start_cli_serve(database, upstream, options.folder)
+            service, url = start_cli_serve(
+                database, upstream, options.folder, settings=options.settings
+            )
             try:
                 made = asyncio.run(create_runs(url, 1, turns=3, calls=10))
                 asyncio.run(wait_finished(database, list(made), 120))
@@ -221,7 +227,9 @@ def post_create(options: Options, report: Report) -> None:
     try:
         for kind in options.databases:
             database = fresh_database(kind, options.postgres_url, options.folder)
-            service, url = start_cli_serve(database, None, options.folder, "--no-worker")
+            service, url = start_cli_serve(
+                database, None, options.folder, "--no-worker", settings=options.settings
+            )
             try:
                 check = httpx.post(f"{url}/v1/responses", json=request, timeout=30)
                 check.raise_for_status()

@@ -2,8 +2,8 @@
 
     PYTHONPATH=src python -m bench.run [--only ROW ...] [--quick] [--database sqlite|postgres|both]
 
-Rows: one-run, concurrent, many, get, post, growth (list + claim), db-work, memory
-(`concurrent` also prints the CPU-per-step row). See bench/README.md.
+Rows: one-run, concurrent, many, get, post, growth (list + claim), fair (claims behind a
+backlog), db-work, memory (`concurrent` also prints the CPU-per-step row). See bench/README.md.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.common import DEFAULT_POSTGRES_URL, SRC, Options, Report
+from bench.fair import fair_claims
 from bench.growth import growing_table
 from bench.http_rows import get_finished, post_create
 from bench.runs_rows import concurrent, database_work, many, memory, one_run
@@ -28,6 +29,7 @@ ROWS: dict[str, Callable[[Options, Report], None]] = {
     "get": get_finished,
     "post": post_create,
     "growth": growing_table,
+    "fair": fair_claims,
     "db-work": database_work,
     "memory": memory,
 }
@@ -54,6 +56,13 @@ def parse(argv: list[str] | None) -> tuple[Options, list[str], Path | None]:
     parser.add_argument("--wrk-seconds", type=float, default=None, help="default 10 (quick 5)")
     parser.add_argument("--timeout", type=float, default=None, help="per batch: 900 s (quick 300)")
     parser.add_argument("--json", type=Path, default=None, help="also write raw numbers here")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a RESEARCHDESK_* setting of the service in rows get and post (repeatable)",
+    )
     args = parser.parse_args(argv)
     quick = bool(args.quick)
     databases = ["sqlite", "postgres"] if args.database == "both" else [args.database]
@@ -73,6 +82,7 @@ def parse(argv: list[str] | None) -> tuple[Options, list[str], Path | None]:
         memory_runs=args.memory_runs or (300 if quick else 1000),
         max_rows=args.rows,
         wrk_seconds=args.wrk_seconds or (5.0 if quick else 10.0),
+        settings=dict(setting.split("=", 1) for setting in args.set),
     )
     return options, args.only or list(ROWS), args.json
 

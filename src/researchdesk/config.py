@@ -49,6 +49,13 @@ class Settings(BaseSettings):
     """Comma-separated bearer keys of role `admin` (see and manage everything). With neither
     setting and no key in the database, the API is open (local use)."""
 
+    rate_limit_creates_per_minute: int | None = Field(default=None, ge=1)
+    """Creates (`POST /v1/responses`) one key may make per minute; unset: unlimited."""
+    rate_limit_reads_per_minute: int | None = Field(default=None, ge=1)
+    """Every other Responses API request one key may make per minute; unset: unlimited."""
+    rate_limit_runs_in_flight: int | None = Field(default=None, ge=1)
+    """Responses of one key that may be queued or in progress at once; unset: unlimited."""
+
     worker_concurrency: int = Field(default=4, ge=1, le=MAX_WORKER_CONCURRENCY)
     lease_seconds: float = Field(default=30.0, gt=0)
     poll_interval_seconds: float = Field(default=1.0, gt=0)

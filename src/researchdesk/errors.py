@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+from typing import ClassVar
+
 
 class ResearchDeskError(Exception):
     """Base of every error the API renders as an OpenAI error envelope."""
@@ -9,8 +13,8 @@ class ResearchDeskError(Exception):
     status_code: int = 500
     error_type: str = "server_error"
     code: str = "server_error"
-    headers: dict[str, str] | None = None
-    """HTTP headers the error is answered with, beside the envelope."""
+    default_headers: ClassVar[Mapping[str, str]] = {}
+    """HTTP headers every error of the class is answered with, beside the envelope."""
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
@@ -18,6 +22,8 @@ class ResearchDeskError(Exception):
         self.param = param
         if code is not None:
             self.code = code
+        self.headers: dict[str, str] = dict(self.default_headers)
+        """HTTP headers the answer carries besides the envelope (e.g. `Retry-After`)."""
 
 
 class InvalidRequest(ResearchDeskError):
@@ -54,7 +60,7 @@ class QuotaExceeded(ResearchDeskError):
     status_code = 429
     error_type = "insufficient_quota"
     code = "insufficient_quota"
-    headers = {"x-should-retry": "false"}  # noqa: RUF012 (read only, like the other class fields)
+    default_headers: ClassVar[Mapping[str, str]] = {"x-should-retry": "false"}
 
 
 class NotFound(ResearchDeskError):
@@ -87,3 +93,20 @@ class DatabaseUnavailable(ResearchDeskError):
     status_code = 503
     error_type = "server_error"
     code = "database_unavailable"
+
+
+class RateLimited(ResearchDeskError):
+    """The caller is over one of its rate limits (429); `Retry-After` says when to come back."""
+
+    status_code = 429
+    error_type = "rate_limit_exceeded"
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after_seconds: float) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+        # Whole seconds as RFC 9110 has it, and milliseconds, which the `openai` SDKs prefer.
+        self.headers |= {
+            "Retry-After": str(max(1, math.ceil(retry_after_seconds))),
+            "retry-after-ms": str(max(1, math.ceil(retry_after_seconds * 1000))),
+        }

@@ -48,6 +48,8 @@ def test_an_allowed_origin_gets_preflights_and_readable_headers(client_for: Any)
         h.strip().lower() for h in created.headers["access-control-expose-headers"].split(",")
     }
     assert {"etag", "retry-after"} <= exposed
+    # and where the key stands against its rate limits
+    assert {"retry-after-ms", "x-ratelimit-remaining-requests"} <= exposed
     # Errors carry the headers too, so that a dashboard can read the error envelope.
     refused = client.get("/v1/responses", headers={"origin": DASHBOARD})
     assert refused.status_code == 401

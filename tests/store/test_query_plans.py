@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from researchdesk.roles import Role
 from researchdesk.status import Status
-from researchdesk.store import idempotency, keys, ledger, runs, spend, webhooks
+from researchdesk.store import idempotency, keys, ledger, rate_limits, runs, spend, webhooks
 from researchdesk.store.db import create_sessionmaker
 from researchdesk.store.events import read_events
 from researchdesk.store.models import (
@@ -41,6 +41,7 @@ from researchdesk.store.responses import (
     ListFilter,
     find_response,
     find_stored,
+    insert_response,
     list_responses,
     new_response,
 )
@@ -48,6 +49,8 @@ from researchdesk.store.steps import load_steps
 
 Call = Callable[[AsyncSession], Awaitable[object]]
 
+SQLITE_NAMES = {"responses_pkey": "sqlite_autoindex_responses_1"}
+"""Constraint indexes `Case.also` names, as SQLite names them."""
 CURSOR = new_response(model="m", max_cost_micros=1, input_items=[])
 """A cursor row: the list reads only its `created_at` and `id`, so it needs no database row."""
 
@@ -65,6 +68,8 @@ class Case:
     nth: int = 0
     sqlite_index: str | None = None
     """The index's name on SQLite when it differs (SQLite names constraint indexes itself)."""
+    also: tuple[str, ...] = ()
+    """Other indexes the statement must read too (one for each of its subqueries)."""
 
 
 def page(owner: str | None = None, order: str = "desc", after: bool = False, **by: Any) -> Call:
@@ -82,6 +87,16 @@ def claim(session: AsyncSession) -> Awaitable[object]:
     """The worker's claim (with nothing to claim, it sends both of its UPDATEs, each selecting
     its candidates in a `WITH`)."""
     return runs.claim_next(session, "w", 30)
+
+
+def insert(owner: str | None) -> Call:
+    """A create's INSERT, which computes the new run's turn in the fair queue."""
+
+    async def call(session: AsyncSession) -> object:
+        row = new_response(model="m", max_cost_micros=1, input_items=[], owner=owner)
+        return await insert_response(session, row)
+
+    return call
 
 
 def claim_deliveries(session: AsyncSession) -> Awaitable[object]:
@@ -126,11 +141,42 @@ CASES = {
         page("o1", metadata=(("team", "a"),)), "ix_responses_owner_created", bound="owner"
     ),
     "list by model": Case(page(model="org/m"), "ix_responses_created"),
+    # Each claim also finds the candidates it updates by primary key (not by re-reading every
+    # row that matches its condition).
     "claim an expired lease": Case(
-        claim, "ix_responses_status_lease", bound="lease_expires_at", statement="WITH"
+        claim,
+        "ix_responses_status_lease",
+        bound="lease_expires_at",
+        statement="WITH",
+        also=("responses_pkey",),
     ),
     "claim a queued run": Case(
-        claim, "ix_responses_status_created", bound="status", statement="WITH", nth=1
+        claim,
+        "ix_responses_status_turn",
+        bound="status",
+        statement="WITH",
+        nth=1,
+        also=("responses_pkey",),
+    ),
+    "a new run's turn": Case(
+        insert("o1"),
+        "ix_responses_owner_status_created",
+        bound="owner",
+        statement="INSERT INTO responses",
+        also=("ix_responses_status_turn",),
+    ),
+    "a new run's turn, the API open": Case(
+        insert(None), "ix_responses_status_turn", bound="status", statement="INSERT INTO responses"
+    ),
+    "a caller's runs in flight": Case(
+        lambda session: rate_limits.runs_in_flight(session, "o1", 6),
+        "ix_responses_owner_status_created",
+        bound="owner",
+    ),
+    "the open API's runs in flight": Case(
+        lambda session: rate_limits.runs_in_flight(session, None, 6),
+        "ix_responses_owner_status_created",
+        bound="owner",
     ),
     "fail exhausted runs": Case(
         lambda session: runs.fail_exhausted(session, 3),
@@ -220,7 +266,8 @@ async def test_hot_queries_read_a_matching_index(engine: AsyncEngine, name: str)
     if engine.dialect.name == "sqlite":
         assert_sqlite_plan(await sqlite_plan(engine, sql, params), case)
     else:
-        assert_postgres_plan(await postgres_plan(engine, sql, params, case.index), case)
+        kept = {case.index, *case.also}
+        assert_postgres_plan(await postgres_plan(engine, sql, params, kept), case)
 
 
 async def statements_sent(engine: AsyncEngine, call: Call) -> list[tuple[str, Any]]:
@@ -268,19 +315,22 @@ def assert_sqlite_plan(plan: Sequence[str], case: Case) -> None:
     assert not set(scans) & set(Base.metadata.tables), shown
     using = [line for line in plan if f"INDEX {index}" in line]
     assert using, shown
+    for other in case.also:
+        other = SQLITE_NAMES.get(other, other)
+        assert [line for line in plan if f"INDEX {other}" in line], shown
     if case.bound is not None:
         # SQLite shows the index's bounds in parentheses: "USING INDEX ix (status=? AND ...)".
         assert any(case.bound in line.partition(f"INDEX {index}")[2] for line in using), shown
 
 
-async def postgres_plan(engine: AsyncEngine, sql: str, params: Any, index: str) -> list[str]:
-    """PostgreSQL's plan for the statement when it may not scan a table or sort, and `index` (or
-    a constraint's) is the only index there is."""
+async def postgres_plan(engine: AsyncEngine, sql: str, params: Any, kept: set[str]) -> list[str]:
+    """PostgreSQL's plan for the statement when it may not scan a table or sort, and the `kept`
+    indexes (or constraints') are the only indexes there are."""
     others = [
         other.name
         for table in Base.metadata.tables.values()
         for other in table.indexes
-        if other.name != index
+        if other.name not in kept
     ]
     async with engine.connect() as connection:
         for setting in ("seqscan", "bitmapscan", "sort", "incremental_sort"):
@@ -300,6 +350,8 @@ def assert_postgres_plan(plan: Sequence[str], case: Case) -> None:
     assert "Sort" not in shown, shown
     scans = [number for number, line in enumerate(plan) if f"using {case.index} on" in line]
     assert scans, shown
+    for other in case.also:
+        assert [line for line in plan if f"using {other} on" in line], shown
     if case.bound is not None:
         conditions = [plan[number + 1] for number in scans if number + 1 < len(plan)]
         bounded = [line for line in conditions if "Index Cond:" in line and case.bound in line]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -15,6 +16,8 @@ from researchdesk.api.cors import install_cors
 from researchdesk.api.deps import AppState
 from researchdesk.api.errors import BodySizeLimitMiddleware, install_error_handlers
 from researchdesk.api.keys import CREATE_KEY_REF, UPDATE_KEY_REF, CreateKeyRequest, UpdateKeyRequest
+from researchdesk.api.limited import RateLimitHeaders
+from researchdesk.api.rate_limits import RateLimiter
 from researchdesk.api.routes import CREATE_REQUEST_REF
 from researchdesk.api.schemas import CreateResponseRequest
 from researchdesk.api.webhooks import CREATE_WEBHOOK_REF, CreateWebhookRequest
@@ -22,8 +25,17 @@ from researchdesk.compose import open_core, open_worker
 from researchdesk.config import Settings
 
 
-def create_app(settings: Settings, *, run_worker: bool = True, migrate: bool = True) -> FastAPI:
-    """The service: the API, and (unless `run_worker` is False) an embedded worker."""
+def create_app(
+    settings: Settings,
+    *,
+    run_worker: bool = True,
+    migrate: bool = True,
+    clock: Callable[[], float] = time.time,
+) -> FastAPI:
+    """The service: the API, and (unless `run_worker` is False) an embedded worker.
+
+    `clock` (Unix seconds) places requests in their rate limit windows; tests move it.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -36,6 +48,7 @@ def create_app(settings: Settings, *, run_worker: bool = True, migrate: bool = T
                 prices=core.prices,
                 env_keys=env_keys(settings),
                 master_key=core.master_key,
+                limiter=RateLimiter(core.sessions, clock=clock),
             )
             if run_worker:
                 await open_worker(core, stack)
@@ -48,6 +61,7 @@ def create_app(settings: Settings, *, run_worker: bool = True, migrate: bool = T
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RateLimitHeaders)
     app.include_router(routes.router, prefix="/v1")
     app.include_router(routes.router, include_in_schema=False)
     app.include_router(usage.router, prefix="/v1")

@@ -19,9 +19,18 @@ from researchdesk.errors import InvalidRequest
 
 ALLOWED_METHODS = ["GET", "POST", "PATCH", "DELETE"]
 ALLOWED_HEADERS = ["Authorization", "Content-Type", "If-None-Match", "Idempotency-Key"]
-EXPOSED_HEADERS = ["ETag", "Retry-After", "Allow"]
+EXPOSED_HEADERS = [
+    "ETag",
+    "Retry-After",
+    "Allow",
+    "retry-after-ms",
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-reset-requests",
+]
 """Answer headers a dashboard's script may read beyond the CORS-safelisted ones (conditional
-GETs, outage retries, and the methods a 405 names)."""
+GETs, outage and rate limit retries, the methods a 405 names, and where a key stands against
+its rate limits)."""
 PREFLIGHT_MAX_AGE = 600
 _REFUSED_PREFIX = "Disallowed CORS "
 """How Starlette's refusal text starts; what follows names what was refused, in this order:

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from researchdesk.api.auth import Caller, EnvKey, KeyPresence, authenticate
 from researchdesk.api.output import OutputCache
+from researchdesk.api.rate_limits import RateLimiter
 from researchdesk.api.schemas import check_storable
 from researchdesk.config import Settings
 from researchdesk.master_key import MasterKey
@@ -29,6 +30,7 @@ class AppState:
     env_keys: tuple[EnvKey, ...]
     master_key: MasterKey
     """What webhook signing secrets derive from (see `master_key`)."""
+    limiter: RateLimiter
     key_presence: KeyPresence = field(default_factory=KeyPresence)
     outputs: OutputCache = field(default_factory=OutputCache)
     """Outputs of responses in progress, kept between reads (see `service.read`)."""

@@ -67,7 +67,9 @@ _ERROR_DESCRIPTIONS = {
     404: "No object with that id is visible to this caller.",
     409: "The request conflicts with the current state of a response or an Idempotency-Key.",
     413: "The body or the input is over this server's size limit.",
-    429: "The API key's spend limit cannot hold this request's max_cost_usd (insufficient_quota).",
+    429: "Over a limit of this API key: its spend limit cannot hold this request's "
+    "max_cost_usd (insufficient_quota), or a rate limit (rate_limit_exceeded: requests per "
+    "minute, or runs queued or in progress; `Retry-After`, in seconds, says when to try again).",
     503: "The database is unavailable right now; retry shortly.",
 }
 
@@ -95,8 +97,10 @@ def error_body(exc: ResearchDeskError) -> dict[str, Any]:
 def error_response(
     exc: ResearchDeskError, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
-    """The HTTP response carrying `exc`'s envelope and status."""
-    return JSONResponse(error_body(exc), status_code=exc.status_code, headers=headers)
+    """The HTTP response carrying `exc`'s envelope, status and own headers (and `headers`)."""
+    return JSONResponse(
+        error_body(exc), status_code=exc.status_code, headers={**exc.headers, **(headers or {})}
+    )
 
 
 def _param(loc: Sequence[int | str], data: object) -> str | None:

@@ -11,6 +11,7 @@ from researchdesk.api import service
 from researchdesk.api.conditional import CACHE_HEADERS
 from researchdesk.api.deps import CallerDep, SessionDep, StateDep, storable_params
 from researchdesk.api.errors import error_responses
+from researchdesk.api.limited import CreatorDep, ReaderDep
 from researchdesk.api.schemas import parse_json_body, validate_create
 from researchdesk.api.stream import event_stream
 from researchdesk.errors import InvalidRequest
@@ -81,13 +82,19 @@ _NOT_MODIFIED: dict[str, Any] = {
     },
 )
 async def create_response(
-    request: Request, state: StateDep, session: SessionDep, caller: CallerDep
+    request: Request,
+    state: StateDep,
+    session: SessionDep,
+    caller: CallerDep,
+    limits: CreatorDep,
 ) -> Response:
     """Accept a research request: stored and committed before this returns."""
     raw = parse_json_body(await request.body())
     body = validate_create(raw, state.settings)
     idempotency = service.Idempotency.of(request.headers.get("idempotency-key"), raw)
-    row = await service.create(state, session, caller, body, idempotency)
+    row = await service.create(
+        state, session, caller, body, idempotency, runs_in_flight=limits.runs_in_flight
+    )
     if body.stream:
         return StreamingResponse(
             event_stream(state, row.id, -1), media_type="text/event-stream", headers=_SSE_HEADERS
@@ -105,14 +112,14 @@ async def create_response(
     responses={
         200: {**_JSON_OR_EVENTS, **_TAGGED},
         304: _NOT_MODIFIED,
-        **error_responses(400, 401, 404, 503),
+        **error_responses(400, 401, 404, 429, 503),
     },
 )
 async def retrieve_response(
     response_id: str,
     state: StateDep,
     session: SessionDep,
-    caller: CallerDep,
+    caller: ReaderDep,
     stream: bool = False,
     starting_after: Annotated[int | None, Query(ge=0, le=MAX_SEQUENCE_NUMBER)] = None,
     if_none_match: Annotated[str | None, Header()] = None,
@@ -135,10 +142,10 @@ async def retrieve_response(
 @router.post(
     "/responses/{response_id}/cancel",
     response_model=None,
-    responses={200: _JSON_OBJECT, **error_responses(400, 401, 404, 503)},
+    responses={200: _JSON_OBJECT, **error_responses(400, 401, 404, 429, 503)},
 )
 async def cancel_response(
-    response_id: str, state: StateDep, session: SessionDep, caller: CallerDep
+    response_id: str, state: StateDep, session: SessionDep, caller: ReaderDep
 ) -> Response:
     """Cancel a queued or running response."""
     row = await service.cancel(state, session, caller.scope, response_id)
@@ -147,19 +154,21 @@ async def cancel_response(
     return Response(current.body, media_type=_JSON)
 
 
-@router.delete("/responses/{response_id}", responses=error_responses(400, 401, 404, 503))
+@router.delete("/responses/{response_id}", responses=error_responses(400, 401, 404, 429, 503))
 async def delete_response(
-    response_id: str, state: StateDep, session: SessionDep, caller: CallerDep
+    response_id: str, state: StateDep, session: SessionDep, caller: ReaderDep
 ) -> dict[str, Any]:
     """Delete a response and its journal."""
     return await service.delete(state, session, caller.scope, response_id)
 
 
-@router.get("/responses/{response_id}/input_items", responses=error_responses(400, 401, 404, 503))
+@router.get(
+    "/responses/{response_id}/input_items", responses=error_responses(400, 401, 404, 429, 503)
+)
 async def list_input_items(
     response_id: str,
     session: SessionDep,
-    caller: CallerDep,
+    caller: ReaderDep,
     after: str | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     order: Literal["asc", "desc"] = "desc",
@@ -173,12 +182,12 @@ async def list_input_items(
 @router.get(
     "/responses",
     response_model=None,
-    responses={200: _JSON_OBJECT, **error_responses(400, 401, 503)},
+    responses={200: _JSON_OBJECT, **error_responses(400, 401, 429, 503)},
 )
 async def list_responses(
     request: Request,
     session: SessionDep,
-    caller: CallerDep,
+    caller: ReaderDep,
     status: Status | None = None,
     model: str | None = None,
     slug: str | None = None,

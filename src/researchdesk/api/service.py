@@ -19,9 +19,10 @@ from researchdesk.api.conditional import none_match, strong_tag, weak_tag
 from researchdesk.api.deps import AppState
 from researchdesk.api.output import OutputCache, RunningOutput, output_items, with_live_text
 from researchdesk.api.quota import check_quota
+from researchdesk.api.rate_limits import check_in_flight
 from researchdesk.api.render import dump_json, item_status, render_response
 from researchdesk.api.schemas import CreateResponseRequest, normalize_input
-from researchdesk.errors import Conflict, InvalidRequest, NotFound
+from researchdesk.errors import Conflict, InvalidRequest, NotFound, RateLimited
 from researchdesk.pricing.cost import format_usd, usd_to_micros
 from researchdesk.pricing.guard import (
     STEP_SHARE,
@@ -91,12 +92,15 @@ async def create(
     caller: Caller,
     request: CreateResponseRequest,
     idempotency: Idempotency | None = None,
+    runs_in_flight: int | None = None,
 ) -> ResponseRow:
     """Store a new queued response, owned by the caller, and commit it before anything is
     answered.
 
     With an idempotency key, a repeat of the same request returns the response it first made
-    (even when both arrive at once: the key's primary key lets only one insert win).
+    (even when both arrive at once: the key's primary key lets only one insert win). With
+    `runs_in_flight`, a create that would take its caller past that many runs queued or in
+    progress is refused (429) and nothing is stored.
     """
     owner = caller.owner
     if idempotency is not None:
@@ -107,6 +111,12 @@ async def create(
     await store.insert_response(session, row)
     if idempotency is not None:
         idempotency_keys.remember(session, owner, idempotency.key, idempotency.request_hash, row.id)
+    if runs_in_flight is not None:
+        try:
+            await check_in_flight(session, owner, runs_in_flight)
+        except RateLimited:
+            await session.rollback()
+            raise
     try:
         await session.commit()
     except IntegrityError:

@@ -1,6 +1,6 @@
 """The tables: responses, their journal of steps, their event log, the shared tool cache, the
-ledger, idempotency keys, webhook endpoints with their deliveries and attempts, and API keys
-with their spend per window."""
+ledger, idempotency keys, webhook endpoints with their deliveries and attempts, API keys with
+their spend per window, and the rate limit counters."""
 
 from __future__ import annotations
 
@@ -66,10 +66,14 @@ class ResponseRow(Base):
     """
     live: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     """The message being streamed now (where its deltas go, from which event); NULL otherwise."""
+    turn: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """The run's place in the fair queue, given when it is created (`store.turns`): workers
+    claim the lowest turn first, so one key's backlog does not hold up another key's runs."""
 
-    # The list pages by `(created_at, id)` under equality filters, and the claim takes the oldest
-    # queued run or the longest-expired lease: each index is one of those reads, in order
-    # (`store.responses.list_responses`, `store.runs.claim_next`; tests/store/test_query_plans.py).
+    # The list pages by `(created_at, id)` under equality filters, and the claim takes the
+    # longest-expired lease or the queued run of the lowest turn: each index is one of those
+    # reads, in order (`store.responses.list_responses`, `store.runs.claim_next`,
+    # `store.turns`; tests/store/test_query_plans.py).
     __table_args__ = (
         Index("ix_responses_created", "created_at", "id"),
         Index("ix_responses_owner_created", "owner", "created_at", "id"),
@@ -77,6 +81,7 @@ class ResponseRow(Base):
         Index("ix_responses_owner_status_created", "owner", "status", "created_at", "id"),
         Index("ix_responses_slug_created", "slug", "created_at", "id"),
         Index("ix_responses_status_lease", "status", "lease_expires_at"),
+        Index("ix_responses_status_turn", "status", "turn", "created_at", "id"),
     )
 
 
@@ -320,3 +325,25 @@ class KeySpendRow(Base):
 
 API_KEYS: Table = ApiKeyRow.__table__  # type: ignore[assignment]
 KEY_SPEND: Table = KeySpendRow.__table__  # type: ignore[assignment]
+
+
+class RateLimitRow(Base):
+    """How many requests of one kind one caller made in the current minute, all API processes
+    together (`store.rate_limits`).
+
+    One row per caller and kind, holding only the latest minute: a new minute restarts the
+    count, so the table never grows past two rows a caller. `owner` is the key hash, or "" when
+    the API is open.
+    """
+
+    __tablename__ = "rate_limits"
+
+    owner: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    minute: Mapped[int] = mapped_column(BigInteger)
+    """Unix minutes (`epoch // 60`) of the window `count` belongs to."""
+    count: Mapped[int] = mapped_column(BigInteger)
+
+
+RATE_LIMITS: Table = RateLimitRow.__table__  # type: ignore[assignment]
+"""For Core statements: an ORM-enabled upsert costs more CPU than the statement itself."""

@@ -31,6 +31,8 @@ from sqlalchemy.sql.functions import FunctionElement
 from researchdesk.status import Status
 from researchdesk.store.events import Event, append_events, insert_events
 from researchdesk.store.models import LEDGER, RESPONSES, STEPS, ResponseRow
+from researchdesk.store.turns import OWNER_PARAM as TURN_OWNER_PARAM
+from researchdesk.store.turns import new_turn
 from researchdesk.store.webhooks import enqueue as enqueue_webhooks
 
 
@@ -91,16 +93,29 @@ def new_response(
 
 
 _CREATED: list[Event] = [("response.created", {"status": Status.QUEUED}), ("response.queued", {})]
-_INSERT = insert(RESPONSES)
-_COLUMNS = [(attr.key, attr.columns[0].key) for attr in ResponseRow.__mapper__.column_attrs]
-"""Each attribute of a response row and the column it is stored in."""
+_INSERTS = {
+    anonymous: insert(RESPONSES).values(turn=new_turn(anonymous=anonymous))
+    for anonymous in (False, True)
+}
+"""A new row, its turn in the fair queue computed by the INSERT, for a caller or none."""
+_COLUMNS = [
+    (attr.key, attr.columns[0].key)
+    for attr in ResponseRow.__mapper__.column_attrs
+    if attr.key != "turn"
+]
+"""Each attribute of a response row and the column it is stored in (but the turn)."""
 
 
 async def insert_response(session: AsyncSession, row: ResponseRow) -> ResponseRow:
-    """Add a new queued response and its first events (two Core INSERTs: the row is not added
-    to the session, whose unit of work would cost more than the statements)."""
+    """Add a new queued response, with its turn in the fair queue (`store.turns`), and its first
+    events (two Core INSERTs: the row is not added to the session, whose unit of work would cost
+    more than the statements)."""
     row.event_seq = len(_CREATED) - 1
-    await session.execute(_INSERT, {column: getattr(row, key) for key, column in _COLUMNS})
+    values = {column: getattr(row, key) for key, column in _COLUMNS}
+    anonymous = row.owner is None
+    if not anonymous:
+        values[TURN_OWNER_PARAM] = row.owner
+    await session.execute(_INSERTS[anonymous], values)
     await insert_events(session, row.id, row.event_seq, _CREATED)
     return row
 
