@@ -218,3 +218,20 @@ def test_one_outage_predicate_tells_outages_from_permanent_errors() -> None:
     assert not is_database_outage(ExceptionGroup("tools", [locked, ValueError("bug")]))
     assert not is_database_outage(TimeoutError("a tool timed out"))  # not from database code
     assert not is_database_outage(ValueError("bug"))
+
+
+def test_a_postgres_server_shutting_down_or_starting_is_an_outage() -> None:
+    """The errors a restarting PostgreSQL answers with, raw and as SQLAlchemy wraps them: the
+    API answers 503 and a worker waits, instead of a 500 (seen when a fault test restarted the
+    shared server under another suite)."""
+    import asyncpg
+    from sqlalchemy.exc import DBAPIError
+
+    from researchdesk.store.outage import is_database_outage
+
+    shutting = asyncpg.exceptions.CannotConnectNowError("the database system is shutting down")
+    assert is_database_outage(shutting)
+    assert is_database_outage(asyncpg.exceptions.AdminShutdownError("terminating connection"))
+    assert is_database_outage(DBAPIError("SELECT 1", {}, shutting))
+    assert not is_database_outage(asyncpg.exceptions.UniqueViolationError("duplicate key"))
+    assert not is_database_outage(DBAPIError("INSERT", {}, ValueError("not a server state")))

@@ -28,7 +28,9 @@ def is_database_outage(exc: BaseException) -> bool:
     if isinstance(exc, OperationalError | InterfaceError | PoolTimeoutError):
         return True
     if isinstance(exc, DBAPIError):
-        return exc.connection_invalidated
+        return exc.connection_invalidated or _unavailable_sqlstate(exc.orig)
+    if _unavailable_sqlstate(exc):
+        return True
     # asyncpg's raw socket errors and timeouts (TimeoutError is an OSError) from database code.
     return isinstance(exc, OSError) and _raised_in_database_code(exc)
 
@@ -42,6 +44,23 @@ def is_database_error(exc: BaseException) -> bool:
     # asyncpg's own errors, when raised outside SQLAlchemy (its module is not imported here:
     # SQLite-only installs may run without it).
     return type(exc).__module__.split(".")[0] == "asyncpg"
+
+
+_UNAVAILABLE_STATES = frozenset({"57P01", "57P02", "57P03"})
+"""PostgreSQL's admin shutdown, crash shutdown and "cannot connect now" (starting up or shutting
+down): the server is going away or not there yet. Class 08 (connection exceptions) too."""
+
+
+def _unavailable_sqlstate(exc: BaseException | None) -> bool:
+    """Whether `exc`, or an error it wraps, carries a SQLSTATE saying the server is unavailable
+    (asyncpg's errors have `sqlstate`; SQLAlchemy's asyncpg adapter keeps it as `pgcode`)."""
+    seen = 0
+    while exc is not None and seen < 5:
+        state = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+        if isinstance(state, str) and (state in _UNAVAILABLE_STATES or state.startswith("08")):
+            return True
+        exc, seen = exc.__cause__, seen + 1
+    return False
 
 
 def _raised_in_database_code(exc: BaseException) -> bool:
