@@ -11,18 +11,16 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from researchdesk.cli_database import PAGE, Action, all_pages, with_session
 from researchdesk.config import Settings
 from researchdesk.errors import ResearchDeskError
 from researchdesk.roles import Role
-from researchdesk.store.db import create_engine, create_sessionmaker
 
-_PAGE = 100
 _NONE = "none"
 """What clears an expiry or a limit in `keys update`."""
 
@@ -57,15 +55,12 @@ def add_parser(commands: Any) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run one `keys` subcommand; prints JSON, or the error and returns 1."""
     try:
-        result = asyncio.run(_with_session(settings, _action(args)))
+        result = asyncio.run(with_session(settings, _action(args)))
     except (ResearchDeskError, ValueError) as exc:
         print(f"error: {getattr(exc, 'message', exc)}", file=sys.stderr)
         return 1
     print(json.dumps(result, indent=2, ensure_ascii=False))
     return 0
-
-
-Action = Callable[[AsyncSession], Awaitable[dict[str, Any]]]
 
 
 def _action(args: argparse.Namespace) -> Action:
@@ -121,18 +116,4 @@ async def _list_all(session: AsyncSession) -> dict[str, Any]:
     """Every page of the list, as one list object."""
     from researchdesk.api import key_service as service
 
-    page = await service.list_keys(session, after=None, limit=_PAGE)
-    data = list(page["data"])
-    while page["has_more"]:
-        page = await service.list_keys(session, after=page["last_id"], limit=_PAGE)
-        data.extend(page["data"])
-    return {**page, "data": data, "first_id": data[0]["id"] if data else None, "has_more": False}
-
-
-async def _with_session(settings: Settings, action: Action) -> dict[str, Any]:
-    engine = create_engine(settings.database_url)
-    try:
-        async with create_sessionmaker(engine)() as session:
-            return await action(session)
-    finally:
-        await engine.dispose()
+    return await all_pages(lambda after: service.list_keys(session, after=after, limit=PAGE))

@@ -14,20 +14,17 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from researchdesk.cli_database import PAGE, Action, all_pages, with_session
 from researchdesk.config import Settings
 from researchdesk.errors import ResearchDeskError
 from researchdesk.key_file import MasterKeyError, load_master_key
 from researchdesk.master_key import MasterKey
 from researchdesk.store import keys
-from researchdesk.store.db import create_engine, create_sessionmaker
 from researchdesk.webhooks.events import EventType
-
-_PAGE = 100
 
 
 def add_parser(commands: Any) -> None:
@@ -67,7 +64,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             owner = await _owner(session, args.key, settings)
             return await _action(args, settings, master_key, owner)(session)
 
-        result = asyncio.run(_with_session(settings, act))
+        result = asyncio.run(with_session(settings, act))
     except (ResearchDeskError, MasterKeyError, ValueError) as exc:
         print(f"error: {getattr(exc, 'message', exc)}", file=sys.stderr)
         return 1
@@ -91,9 +88,6 @@ async def _owner(session: AsyncSession, key: str | None, settings: Settings) -> 
     if record is None or not record.usable_at(time.time()):
         raise ValueError("--key is not one of the API keys (environment or database)")
     return record.hash
-
-
-Action = Callable[[AsyncSession], Awaitable[dict[str, Any]]]
 
 
 def _action(
@@ -127,19 +121,6 @@ async def _list_all(
     """Every page of the list, as one list object."""
     from researchdesk.api import webhook_service as service
 
-    page = await service.list_endpoints(master_key, session, owner, after=None, limit=_PAGE)
-    data = list(page["data"])
-    while page["has_more"]:
-        last = page["last_id"]
-        page = await service.list_endpoints(master_key, session, owner, after=last, limit=_PAGE)
-        data.extend(page["data"])
-    return {**page, "data": data, "first_id": data[0]["id"] if data else None, "has_more": False}
-
-
-async def _with_session(settings: Settings, action: Action) -> dict[str, Any]:
-    engine = create_engine(settings.database_url)
-    try:
-        async with create_sessionmaker(engine)() as session:
-            return await action(session)
-    finally:
-        await engine.dispose()
+    return await all_pages(
+        lambda after: service.list_endpoints(master_key, session, owner, after=after, limit=PAGE)
+    )
