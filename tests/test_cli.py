@@ -166,10 +166,19 @@ def test_keys_create_list_update_and_revoke_through_the_database(
             "10",
             "--expires-at",
             "2099-01-01T00:00:00Z",
+            "--creates-per-minute",
+            "5",
+            "--runs-in-flight",
+            "2",
         ],
         capsys,
     )
     assert user is not None
+    assert (user["creates_per_minute"], user["reads_per_minute"], user["runs_in_flight"]) == (
+        5,
+        None,
+        2,
+    )
     assert (user["role"], user["daily_usd"], user["monthly_usd"], user["expires_at"]) == (
         "user",
         0.5,
@@ -184,12 +193,27 @@ def test_keys_create_list_update_and_revoke_through_the_database(
     assert user["secret"] not in json.dumps(listed)
 
     code, updated, _ = keys_cli(
-        ["update", user["id"], "--daily-usd", "none", "--expires-at", "none", "--name", "t2"],
+        [
+            "update",
+            user["id"],
+            "--daily-usd",
+            "none",
+            "--expires-at",
+            "none",
+            "--name",
+            "t2",
+            "--creates-per-minute",
+            "none",
+            "--reads-per-minute",
+            "100",
+        ],
         capsys,
     )
     assert code == 0
     assert updated is not None
     assert (updated["name"], updated["daily_usd"], updated["expires_at"]) == ("t2", None, None)
+    assert (updated["creates_per_minute"], updated["reads_per_minute"]) == (None, 100)
+    assert updated["runs_in_flight"] == 2
     assert updated["monthly_usd"] == 10.0
 
     # A database key stands for its owner in `webhooks --key`, as it does over HTTP.
@@ -226,6 +250,8 @@ def test_keys_cli_applies_the_apis_rules(
         (["create", "--monthly-usd", "lots"], "monthly_usd"),
         (["create", "--expires-at", "2001-01-01"], "in the past"),
         (["create", "--expires-at", "next tuesday"], "neither an ISO 8601 time"),
+        (["create", "--creates-per-minute", "many"], "not a whole number"),
+        (["create", "--runs-in-flight", "0"], "runs_in_flight"),
         (["update", "key_nope", "--name", "x"], "No API key found"),
     ]:
         code, _, err = keys_cli(args, capsys)

@@ -23,6 +23,12 @@ from researchdesk.roles import Role
 
 _NONE = "none"
 """What clears an expiry or a limit in `keys update`."""
+_RATES = {
+    "--creates-per-minute": "creates per minute",
+    "--reads-per-minute": "other Responses API requests per minute",
+    "--runs-in-flight": "runs queued or in progress at once",
+}
+"""The key's own rate limits (`none`: back to the server's setting)."""
 
 
 def add_parser(commands: Any) -> None:
@@ -42,6 +48,10 @@ def add_parser(commands: Any) -> None:
         action.add_argument(
             "--monthly-usd", default=None, help=f"spend limit per UTC month, in USD{clears}"
         )
+        for option, what in _RATES.items():
+            action.add_argument(
+                option, default=None, help=f"{what}{clears or ' (default: the server setting)'}"
+            )
         action.add_argument(
             "--expires-at",
             default=None,
@@ -90,9 +100,22 @@ def _body(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, option)
         if value is not None:
             body[field] = None if value == _NONE else value
+    for option in _RATES:
+        field = option.removeprefix("--").replace("-", "_")
+        value = getattr(args, field)
+        if value is not None:
+            body[field] = None if value == _NONE else _count(option, value)
     if args.expires_at is not None:
         body["expires_at"] = _timestamp(args.expires_at)
     return body
+
+
+def _count(option: str, text: str) -> int:
+    """A whole number given to `option` (the API checks its range)."""
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{option} {text!r} is not a whole number (or 'none')") from None
 
 
 def _timestamp(text: str) -> int | None:

@@ -70,6 +70,9 @@ def test_create_read_list_update_and_revoke(service: httpx.Client) -> None:
         "revoked_at": None,
         "daily_usd": 0.5,
         "monthly_usd": 10.0,
+        "creates_per_minute": None,
+        "reads_per_minute": None,
+        "runs_in_flight": None,
     }
     key_id = created["id"]
     assert service.get(f"/v1/keys/{key_id}", headers=ROOT).json() == created

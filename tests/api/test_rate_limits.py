@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from researchdesk.api.rate_limits import (
+    SERVER_LIMITS,
     SHARE_SECONDS,
     Kind,
     Quota,
@@ -81,16 +82,26 @@ def test_the_headers_say_where_the_caller_stands() -> None:
     assert over.headers()["x-ratelimit-remaining-requests"] == "0"
 
 
-def test_limits_come_from_the_settings_for_every_caller() -> None:
+def test_limits_come_from_the_settings_for_a_caller_that_sets_none() -> None:
     settings = Settings(
         rate_limit_creates_per_minute=5,
         rate_limit_reads_per_minute=50,
         rate_limit_runs_in_flight=2,
     )
     expected = RateLimits(creates_per_minute=5, reads_per_minute=50, runs_in_flight=2)
-    assert limits_for(settings, "hash-a") == expected
-    assert limits_for(settings, None) == expected
-    assert limits_for(Settings(), "hash-a") == RateLimits()
+    assert limits_for(settings, SERVER_LIMITS) == expected
+    assert limits_for(Settings(), SERVER_LIMITS) == RateLimits()
+
+
+def test_a_keys_own_limits_win_one_by_one() -> None:
+    settings = Settings(rate_limit_creates_per_minute=5, rate_limit_reads_per_minute=50)
+    own = RateLimits(creates_per_minute=1, runs_in_flight=3)
+    assert limits_for(settings, own) == RateLimits(
+        creates_per_minute=1, reads_per_minute=50, runs_in_flight=3
+    )
+    # A key may set a limit the server does not have, or a looser one than the server's.
+    assert limits_for(Settings(), RateLimits(reads_per_minute=9)) == RateLimits(reads_per_minute=9)
+    assert limits_for(settings, RateLimits(creates_per_minute=500)).creates_per_minute == 500
 
 
 async def test_reads_over_the_limit_are_refused_until_the_minute_ends(

@@ -186,3 +186,112 @@ def test_without_limits_nothing_is_counted_or_shown(start: Start) -> None:
     assert not [name for name in created.headers if name.startswith("x-ratelimit")]
     with httpx.Client(base_url=url, headers={"Authorization": "Bearer key-a"}) as client:
         assert not [h for h in client.get("/v1/responses").headers if h.startswith("x-ratelimit")]
+
+
+def admin(url: str) -> httpx.Client:
+    return httpx.Client(base_url=url, headers={"Authorization": "Bearer root"})
+
+
+def new_key(url: str, **limits: object) -> tuple[str, str]:
+    """A database `user` key with these rate limits of its own: its id and secret."""
+    with admin(url) as client:
+        made = client.post("/v1/keys", json={"name": "team", **limits})
+    assert made.status_code == 200, made.text
+    return made.json()["id"], made.json()["secret"]
+
+
+def test_a_database_key_carries_its_own_rate_limits(start: Start) -> None:
+    url, _clock = start(admin_api_keys="root", rate_limit_creates_per_minute=3)
+    strict_id, strict = new_key(url, creates_per_minute=1, reads_per_minute=2)
+    _plain_id, plain = new_key(url)
+    with admin(url) as client:
+        shown = client.get(f"/v1/keys/{strict_id}").json()
+        # The usage report shows the limits each key is held to: its own, else the server's.
+        applied = {
+            k["api_key_id"]: k["rate_limits"] for k in client.get("/v1/usage").json()["keys"]
+        }
+    assert applied[strict_id] == {
+        "creates_per_minute": 1,
+        "reads_per_minute": 2,
+        "runs_in_flight": None,
+    }
+    assert applied[_plain_id] == {
+        "creates_per_minute": 3,
+        "reads_per_minute": None,
+        "runs_in_flight": None,
+    }
+    assert (shown["creates_per_minute"], shown["reads_per_minute"], shown["runs_in_flight"]) == (
+        1,
+        2,
+        None,
+    )
+    # Its own creates limit (1), not the server's (3).
+    first = create(sdk(url, strict))
+    assert first.headers["x-ratelimit-limit-requests"] == "1"
+    with pytest.raises(openai.RateLimitError) as refused:
+        create(sdk(url, strict))
+    assert "limit 1" in refused.value.message
+    # Its own reads limit (the server has none).
+    reads = [sdk(url, strict).responses.with_raw_response.retrieve(first.parse().id)]
+    assert reads[0].headers["x-ratelimit-limit-requests"] == "2"
+    reads.append(sdk(url, strict).responses.with_raw_response.retrieve(first.parse().id))
+    with pytest.raises(openai.RateLimitError):
+        sdk(url, strict).responses.retrieve(first.parse().id)
+    # A key that sets none is held to the server's settings.
+    made = [create(sdk(url, plain)) for _ in range(3)]
+    assert {m.headers["x-ratelimit-limit-requests"] for m in made} == {"3"}
+    with pytest.raises(openai.RateLimitError):
+        create(sdk(url, plain))
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {plain}"}) as client:
+        assert "x-ratelimit-limit-requests" not in client.get("/v1/responses").headers
+
+
+def test_a_changed_rate_limit_applies_from_the_next_request(start: Start) -> None:
+    url, _clock = start(admin_api_keys="root", rate_limit_creates_per_minute=1)
+    key_id, secret = new_key(url, creates_per_minute=2)
+    team = sdk(url, secret)
+    create(team)
+    with admin(url) as client:
+        raised = client.patch(f"/v1/keys/{key_id}", json={"creates_per_minute": 4})
+        assert raised.json()["creates_per_minute"] == 4
+    assert create(team).headers["x-ratelimit-remaining-requests"] == "2"
+    with admin(url) as client:  # null: back to the server's setting (1), already used up
+        cleared = client.patch(f"/v1/keys/{key_id}", json={"creates_per_minute": None})
+        assert cleared.json()["creates_per_minute"] is None
+    with pytest.raises(openai.RateLimitError) as refused:
+        create(team)
+    assert "limit 1" in refused.value.message
+
+
+def test_a_database_key_limits_its_own_runs_in_flight(start: Start) -> None:
+    url, _clock = start(admin_api_keys="root", rate_limit_runs_in_flight=5)
+    _key_id, secret = new_key(url, runs_in_flight=1)
+    team = sdk(url, secret)
+    first = create(team).parse()
+    with pytest.raises(openai.RateLimitError) as refused:
+        create(team)
+    assert "at most 1 may be queued or in progress" in refused.value.message
+    team.responses.cancel(first.id)
+    assert create(team).parse().status == "queued"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"creates_per_minute": 0},
+        {"reads_per_minute": -1},
+        {"runs_in_flight": 1_000_001},
+        {"creates_per_minute": 1.5},
+        {"creates_per_minute": "10"},
+        {"runs_in_flight": True},
+        {"reads_per_minute": 10**40},
+    ],
+)
+def test_a_rate_limit_out_of_range_is_a_clear_400(start: Start, body: dict[str, object]) -> None:
+    url, _clock = start(admin_api_keys="root")
+    with admin(url) as client:
+        answer = client.post("/v1/keys", json=body)
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["param"] == next(iter(body))

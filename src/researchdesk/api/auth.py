@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from researchdesk.api.rate_limits import SERVER_LIMITS, RateLimits
 from researchdesk.config import Settings
 from researchdesk.errors import Forbidden, Unauthorized
 from researchdesk.roles import Role
@@ -42,6 +43,8 @@ class Caller:
     role: Role
     key_id: str | None = None
     """The database key (whose spend limits apply to the runs it creates); None otherwise."""
+    own_limits: RateLimits = SERVER_LIMITS
+    """The rate limits the database key sets for itself (None: the server's setting)."""
 
     @property
     def scope(self) -> str | None:
@@ -137,4 +140,5 @@ async def authenticate(
         # Its own short transaction: the request's session may only read.
         async with sessions() as writer, writer.begin():
             await keys.touch(writer, record.id, now)
-    return Caller(owner=record.hash, role=record.role, key_id=record.id)
+    own = RateLimits(record.creates_per_minute, record.reads_per_minute, record.runs_in_flight)
+    return Caller(owner=record.hash, role=record.role, key_id=record.id, own_limits=own)

@@ -33,6 +33,12 @@ class KeyFields(Protocol):
     @property
     def monthly_usd(self) -> Decimal | None: ...
     @property
+    def creates_per_minute(self) -> int | None: ...
+    @property
+    def reads_per_minute(self) -> int | None: ...
+    @property
+    def runs_in_flight(self) -> int | None: ...
+    @property
     def model_fields_set(self) -> set[str]: ...
 
 
@@ -45,6 +51,9 @@ async def create_key(session: AsyncSession, request: KeyFields) -> dict[str, Any
         expires_at=None if request.expires_at is None else float(request.expires_at),
         daily_limit_micros=_micros(request.daily_usd),
         monthly_limit_micros=_micros(request.monthly_usd),
+        creates_per_minute=request.creates_per_minute,
+        reads_per_minute=request.reads_per_minute,
+        runs_in_flight=request.runs_in_flight,
     )
     await store.insert_key(session, row)
     await session.commit()
@@ -80,7 +89,8 @@ async def list_keys(session: AsyncSession, *, after: str | None, limit: int) -> 
 async def update_key(session: AsyncSession, key_id: str, request: KeyFields) -> dict[str, Any]:
     """Change the fields the request names (null clears an expiry or a limit); commit.
 
-    A new limit applies to the next reservation of every run of the key, running ones too; one
+    A new rate limit applies from the key's next request, in every API process. A new spend
+    limit applies to the next reservation of every run of the key, running ones too; one
     set below what the window already committed stops the key's spending until it resets.
     """
     row = await get_key(session, key_id)
@@ -96,6 +106,12 @@ async def update_key(session: AsyncSession, key_id: str, request: KeyFields) -> 
         row.daily_limit_micros = _micros(request.daily_usd)
     if "monthly_usd" in given:
         row.monthly_limit_micros = _micros(request.monthly_usd)
+    if "creates_per_minute" in given:
+        row.creates_per_minute = request.creates_per_minute
+    if "reads_per_minute" in given:
+        row.reads_per_minute = request.reads_per_minute
+    if "runs_in_flight" in given:
+        row.runs_in_flight = request.runs_in_flight
     row.updated_at = time.time()
     await session.commit()
     return render_key(row)
@@ -127,6 +143,9 @@ def render_key(row: ApiKeyRow) -> dict[str, Any]:
         "monthly_usd": (
             None if row.monthly_limit_micros is None else format_usd(row.monthly_limit_micros)
         ),
+        "creates_per_minute": row.creates_per_minute,
+        "reads_per_minute": row.reads_per_minute,
+        "runs_in_flight": row.runs_in_flight,
     }
 
 

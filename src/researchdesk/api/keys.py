@@ -23,6 +23,8 @@ from researchdesk.errors import InvalidRequest
 NAME_MAX_CHARS = 256
 LIMIT_MAX_USD = Decimal(1_000_000)
 """The largest spend limit a key may have, per window."""
+RATE_MAX = 1_000_000
+"""The largest rate limit a key may set itself (requests per minute, runs in flight)."""
 LAST_SECOND = 253_402_300_799
 """9999-12-31T23:59:59Z: the latest expiry a key may have."""
 CREATE_KEY_REF = "#/components/schemas/CreateKeyRequest"
@@ -64,6 +66,12 @@ class KeyChanges(BaseModel):
     """The most the key's runs may commit per UTC day, in USD; null: no daily limit."""
     monthly_usd: Decimal | None = None
     """The most the key's runs may commit per UTC month, in USD; null: no monthly limit."""
+    creates_per_minute: int | None = Field(default=None, ge=1, le=RATE_MAX)
+    """Creates the key may make per minute; null: the server's setting."""
+    reads_per_minute: int | None = Field(default=None, ge=1, le=RATE_MAX)
+    """Other Responses API requests the key may make per minute; null: the server's setting."""
+    runs_in_flight: int | None = Field(default=None, ge=1, le=RATE_MAX)
+    """Runs of the key that may be queued or in progress at once; null: the server's setting."""
 
     @field_validator("daily_usd", "monthly_usd", mode="before")
     @classmethod
@@ -77,7 +85,7 @@ class CreateKeyRequest(KeyChanges):
 
 class UpdateKeyRequest(KeyChanges):
     """The body of `PATCH /v1/keys/{key_id}`: the fields to change (null clears expiry or a
-    limit; a name or role cannot be null)."""
+    limit: a rate limit back to the server's setting; a name or role cannot be null)."""
 
     @field_validator("name", "role", mode="before")
     @classmethod
@@ -103,6 +111,10 @@ class ApiKey(BaseModel):
     revoked_at: int | None
     daily_usd: float | None
     monthly_usd: float | None
+    creates_per_minute: int | None
+    """The key's own rate limits; null: the server's setting applies."""
+    reads_per_minute: int | None
+    runs_in_flight: int | None
 
 
 class ApiKeyWithSecret(ApiKey):

@@ -58,7 +58,7 @@ def _keep(request: Request, quota: Quota | None) -> None:
 
 async def reader(request: Request, state: StateDep, caller: CallerDep) -> Caller:
     """The caller, once this request is counted against its key's reads limit."""
-    limit = limits_for(state.settings, caller.owner).reads_per_minute
+    limit = limits_for(state.settings, caller.own_limits).reads_per_minute
     if limit is not None:
         _keep(request, await state.limiter.admit(caller.owner, Kind.READS, limit))
     return caller
@@ -70,7 +70,7 @@ ReaderDep = Annotated[Caller, Depends(reader)]
 
 async def creator(request: Request, state: StateDep, caller: CallerDep) -> RateLimits:
     """The caller's limits, once this create is counted against its creates limit."""
-    limits = limits_for(state.settings, caller.owner)
+    limits = limits_for(state.settings, caller.own_limits)
     if limits.creates_per_minute is not None:
         quota = await state.limiter.admit(caller.owner, Kind.CREATES, limits.creates_per_minute)
         _keep(request, quota)

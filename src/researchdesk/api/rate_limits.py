@@ -59,17 +59,24 @@ class RateLimits:
     runs_in_flight: int | None = None
 
 
-def limits_for(settings: Settings, owner: str | None) -> RateLimits:
-    """The limits of the caller `owner` (its key hash; None when the API is open).
+SERVER_LIMITS = RateLimits()
+"""The own limits of a caller that sets none: the server's settings apply to it."""
 
-    Every caller, and the one anonymous caller of an open API, gets the server's settings.
-    This is the one place a caller's own limits (a key's overrides) would be read.
+
+def limits_for(settings: Settings, own: RateLimits) -> RateLimits:
+    """The limits a caller is held to: each one its key sets for itself (`own`: a database
+    key's `creates_per_minute`, `reads_per_minute`, `runs_in_flight`), else the server's
+    setting. Keys from the environment, and the one anonymous caller of an open API, set none.
     """
     return RateLimits(
-        creates_per_minute=settings.rate_limit_creates_per_minute,
-        reads_per_minute=settings.rate_limit_reads_per_minute,
-        runs_in_flight=settings.rate_limit_runs_in_flight,
+        creates_per_minute=_first(own.creates_per_minute, settings.rate_limit_creates_per_minute),
+        reads_per_minute=_first(own.reads_per_minute, settings.rate_limit_reads_per_minute),
+        runs_in_flight=_first(own.runs_in_flight, settings.rate_limit_runs_in_flight),
     )
+
+
+def _first(own: int | None, server: int | None) -> int | None:
+    return server if own is None else own
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,10 @@ from fastapi import APIRouter, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from researchdesk.api.auth import Caller
-from researchdesk.api.deps import CallerDep, SessionDep
+from researchdesk.api.deps import CallerDep, SessionDep, StateDep
 from researchdesk.api.errors import error_responses
+from researchdesk.api.rate_limits import RateLimits, limits_for
+from researchdesk.config import Settings
 from researchdesk.errors import InvalidRequest
 from researchdesk.pricing.cost import format_usd
 from researchdesk.store import keys, spend
@@ -41,7 +43,11 @@ def _day(value: str | None, param: str) -> date | None:
 
 @router.get("/usage", responses=error_responses(400, 401, 503))
 async def usage(
-    session: SessionDep, caller: CallerDep, start_date: DayParam = None, end_date: DayParam = None
+    state: StateDep,
+    session: SessionDep,
+    caller: CallerDep,
+    start_date: DayParam = None,
+    end_date: DayParam = None,
 ) -> dict[str, Any]:
     """Ledger sums (UTC days, inclusive range) and keys' current windows: a `user` key's own,
     an admin's (or anyone's on an open API) everyone's."""
@@ -75,7 +81,7 @@ async def usage(
         "object": "list",
         "data": data,
         "total_usd": format_usd(total),
-        "keys": await _key_windows(session, caller),
+        "keys": await _key_windows(session, caller, state.settings),
     }
 
 
@@ -86,8 +92,11 @@ def _key_label(owner: str | None, known: dict[str, ApiKeyRow]) -> str | None:
     return row.id if row is not None else owner[:12]
 
 
-async def _key_windows(session: AsyncSession, caller: Caller) -> list[dict[str, Any]]:
-    """Each visible database key with its limits and counters in the current windows."""
+async def _key_windows(
+    session: AsyncSession, caller: Caller, settings: Settings
+) -> list[dict[str, Any]]:
+    """Each visible database key with its limits (its rate limits as they apply: its own, else
+    the server's) and its spend counters in the current windows."""
     if caller.scope is not None and caller.key_id is None:
         return []  # a user key from the environment: no limits, no windows
     if caller.scope is None:
@@ -103,6 +112,7 @@ async def _key_windows(session: AsyncSession, caller: Caller) -> list[dict[str, 
             "name": row.name,
             "role": row.role,
             "revoked": row.revoked_at is not None,
+            "rate_limits": _rate_limits(settings, row),
             "windows": [
                 _window(window, spends)
                 for window, spends in zip(windows, found[row.id], strict=True)
@@ -110,6 +120,16 @@ async def _key_windows(session: AsyncSession, caller: Caller) -> list[dict[str, 
         }
         for row in rows
     ]
+
+
+def _rate_limits(settings: Settings, row: ApiKeyRow) -> dict[str, int | None]:
+    own = RateLimits(row.creates_per_minute, row.reads_per_minute, row.runs_in_flight)
+    applied = limits_for(settings, own)
+    return {
+        "creates_per_minute": applied.creates_per_minute,
+        "reads_per_minute": applied.reads_per_minute,
+        "runs_in_flight": applied.runs_in_flight,
+    }
 
 
 def _window(window: Window, spends: spend.WindowSpend) -> dict[str, Any]:

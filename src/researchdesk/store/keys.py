@@ -51,6 +51,9 @@ def new_key(
     expires_at: float | None = None,
     daily_limit_micros: int | None = None,
     monthly_limit_micros: int | None = None,
+    creates_per_minute: int | None = None,
+    reads_per_minute: int | None = None,
+    runs_in_flight: int | None = None,
 ) -> tuple[ApiKeyRow, str]:
     """A new key row (not yet added) and its secret, which only the caller ever sees."""
     secret = new_secret()
@@ -68,6 +71,9 @@ def new_key(
         revoked_at=None,
         daily_limit_micros=daily_limit_micros,
         monthly_limit_micros=monthly_limit_micros,
+        creates_per_minute=creates_per_minute,
+        reads_per_minute=reads_per_minute,
+        runs_in_flight=runs_in_flight,
     )
     return row, secret
 
@@ -88,6 +94,10 @@ class KeyRecord:
     last_used_at: float | None
     expires_at: float | None
     revoked_at: float | None
+    creates_per_minute: int | None
+    """The key's own rate limits (null: the server's)."""
+    reads_per_minute: int | None
+    runs_in_flight: int | None
 
     def expired_at(self, now: float) -> bool:
         """Whether the key has expired by `now`."""
@@ -105,6 +115,9 @@ _BY_HASH = select(
     API_KEYS.c.last_used_at,
     API_KEYS.c.expires_at,
     API_KEYS.c.revoked_at,
+    API_KEYS.c.creates_per_minute,
+    API_KEYS.c.reads_per_minute,
+    API_KEYS.c.runs_in_flight,
 ).where(API_KEYS.c.hash == bindparam("b_hash"))
 """On the table, not the entity: one row of plain values on every request's path."""
 
@@ -114,8 +127,10 @@ async def find_by_hash(session: AsyncSession, digest: str) -> KeyRecord | None:
     found = (await session.execute(_BY_HASH, {"b_hash": digest})).one_or_none()
     if found is None:
         return None
-    key_id, stored, role, last_used, expires, revoked = found
-    return KeyRecord(key_id, stored, Role(role), last_used, expires, revoked)
+    key_id, stored, role, last_used, expires, revoked, creates, reads, in_flight = found
+    return KeyRecord(
+        key_id, stored, Role(role), last_used, expires, revoked, creates, reads, in_flight
+    )
 
 
 def needs_touch(record: KeyRecord, now: float) -> bool:

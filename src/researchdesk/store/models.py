@@ -299,6 +299,10 @@ class ApiKeyRow(Base):
     revoked_at: Mapped[float | None] = mapped_column(Float)
     daily_limit_micros: Mapped[int | None] = mapped_column(BigInteger)
     monthly_limit_micros: Mapped[int | None] = mapped_column(BigInteger)
+    creates_per_minute: Mapped[int | None] = mapped_column(Integer)
+    """The key's own rate limits; null: the server's (`RESEARCHDESK_RATE_LIMIT_*`)."""
+    reads_per_minute: Mapped[int | None] = mapped_column(Integer)
+    runs_in_flight: Mapped[int | None] = mapped_column(Integer)
 
     # Every authenticated request finds its key by the hash (tests/store/test_query_plans.py).
     __table_args__ = (UniqueConstraint("hash", name="uq_api_keys_hash"),)
