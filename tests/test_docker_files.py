@@ -226,7 +226,7 @@ def test_dockerfile_copies_existing_files_that_the_context_keeps() -> None:
         assert (ROOT / source).exists(), f"COPY {source}: not in the repository"
         assert not dockerignored(source, patterns), f"COPY {source}: excluded by .dockerignore"
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    needed = {"pyproject.toml", "constraints.txt", "src", project["readme"]}
+    needed = {"pyproject.toml", "setup.py", "constraints.txt", "src", "alembic", project["readme"]}
     assert needed <= {PurePosixPath(source).as_posix().rstrip("/") for source in sources}
 
 

@@ -13,13 +13,27 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 LOCK_KEY = 7_301_964_215
 """The advisory lock that serialises concurrent migrations on PostgreSQL."""
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+PACKAGE = Path(__file__).resolve().parent.parent
+"""The installed `researchdesk` package."""
+
+
+def migrations_folder() -> Path:
+    """The folder of the migration scripts (`env.py`, `versions/`).
+
+    They live at the top of the repository, in `alembic/`, as the design lays it out. A wheel
+    carries them as `researchdesk/migrations/` (setup.py maps the folder); run from a checkout
+    (an editable install, or `src` on the path) they are read where they are.
+    """
+    for folder in (PACKAGE / "migrations", PACKAGE.parent.parent / "alembic"):
+        if (folder / "env.py").is_file():
+            return folder
+    raise RuntimeError(f"No migration scripts next to {PACKAGE}: the installation is broken.")
 
 
 def alembic_config() -> Config:
-    """An Alembic config pointing at the packaged migration scripts."""
+    """An Alembic config pointing at the installed migration scripts."""
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("script_location", str(migrations_folder()))
     return config
 
 
