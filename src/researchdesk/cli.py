@@ -61,7 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument(
         "--serve", action="store_true", help="keep the demo service up (until Ctrl-C) for clients"
     )
-    demo.add_argument("--api-key", help="with --serve: the API takes this key and no other")
+    demo.add_argument(
+        "--api-key",
+        action="append",
+        default=[],
+        help="with --serve: a key the API takes (repeatable); with none the API is open",
+    )
     demo.add_argument(
         "--pace", type=float, default=None, help="with --serve: seconds per model call (0.5)"
     )

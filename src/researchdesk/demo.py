@@ -15,7 +15,7 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -72,11 +72,14 @@ def scripted_model(request: dict[str, Any], pace: float = 0.0) -> Step:
 
 
 @contextmanager
-def demo_service(*, port: int = 0, api_key: str | None = None, pace: float = 0.0) -> Iterator[str]:
+def demo_service(
+    *, port: int = 0, api_keys: Sequence[str] = (), pace: float = 0.0
+) -> Iterator[str]:
     """The service (API and worker) on the scripted model and fixture papers; yields its URL.
 
-    With `api_key`, the API takes that key (role `user`) and no other. Webhooks may go to
-    loopback addresses, and failed deliveries are retried within a second or two.
+    With `api_keys`, the API takes those keys (role `user`: each sees only its own responses)
+    and no other. Webhooks may go to loopback addresses, and failed deliveries are retried
+    within a second or two.
     """
     for noisy in ("httpx", "httpx2", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -90,7 +93,7 @@ def demo_service(*, port: int = 0, api_key: str | None = None, pace: float = 0.0
             hf_endpoint=hub.url,
             arxiv_url=hub.url,
             poll_interval_seconds=0.2,
-            api_keys=api_key,
+            api_keys=",".join(api_keys) or None,
             webhook_allow_private=True,
             webhook_retry_base_seconds=1.0,
             webhook_retry_max_seconds=2.0,
@@ -104,16 +107,16 @@ def demo_service(*, port: int = 0, api_key: str | None = None, pace: float = 0.0
 
 
 def serve_demo(
-    port: int = 0, api_key: str | None = None, pace: float = DEFAULT_PACE_SECONDS
+    port: int = 0, api_keys: Sequence[str] = (), pace: float = DEFAULT_PACE_SECONDS
 ) -> int:
     """Keep the demo service up until SIGINT or SIGTERM, after printing how to reach it."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with demo_service(port=port, api_key=api_key, pace=pace) as url:
+    with demo_service(port=port, api_keys=api_keys, pace=pace) as url:
         print("ResearchDesk demo service: a scripted model and bundled papers, fully offline")
         print(f"RESEARCHDESK_URL={url}")
-        if api_key:
-            print(f"RESEARCHDESK_API_KEY={api_key}")
+        for key in api_keys:
+            print(f"RESEARCHDESK_API_KEY={key}")
         print("Stop it with Ctrl-C.", flush=True)
         try:
             while not stop.wait(0.5):

@@ -10,6 +10,7 @@ turn, spend against its cap and the answer being written as its current state. T
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import IO, Any, Protocol
@@ -21,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from researchdesk.client import render
-from researchdesk.client.connection import ClientError, Connection
+from researchdesk.client.connection import ClientError
 
 Json = dict[str, Any]
 RECONNECTS = 5
@@ -63,6 +64,18 @@ class RunState:
     def spend_line(self) -> str:
         """`turn 2, committed $0.0012 of $0.25`."""
         return f"turn {self.turn}, committed {render.usd(self.committed)} of {render.usd(self.cap)}"
+
+
+class Source(Protocol):
+    """What `follow` reads a response from (a `Connection`)."""
+
+    def retrieve(self, response_id: str) -> Json:
+        """The response object as it is now."""
+        ...
+
+    def events(self, response_id: str, starting_after: int | None) -> Iterator[Json]:
+        """The response's stream events after `starting_after`."""
+        ...
 
 
 class Display(Protocol):
@@ -154,7 +167,7 @@ def display_for(stream: IO[str]) -> Display:
 
 
 def follow(
-    connection: Connection, response_id: str, display: Display, starting_after: int | None = None
+    connection: Source, response_id: str, display: Display, starting_after: int | None = None
 ) -> Json:
     """Show the response's events after `starting_after` (all with None) until it ends; the
     final response object. A dropped stream is resumed after its last event."""
@@ -185,7 +198,7 @@ def follow(
         time.sleep(_RECONNECT_PAUSE_SECONDS)
 
 
-def _handle(connection: Connection, state: RunState, display: Display, event: Json) -> Json | None:
+def _handle(connection: Source, state: RunState, display: Display, event: Json) -> Json | None:
     """Apply one event; the final response object when it is the terminal one."""
     kind = str(event.get("type"))
     state.cursor = int(event.get("sequence_number", state.cursor or 0))
