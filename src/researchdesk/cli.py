@@ -1,4 +1,5 @@
-"""The `researchdesk` command: serve, worker, migrate, keys, webhooks, demo."""
+"""The `researchdesk` command: serve, worker, migrate, keys, webhooks, demo; and the client
+commands ask, responses, usage."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
-from researchdesk import cli_keys, cli_webhooks
+from researchdesk import cli_client, cli_keys, cli_webhooks
 from researchdesk.config import MAX_WORKER_CONCURRENCY, Settings
 from researchdesk.store.db import create_engine, is_sqlite
 from researchdesk.store.migrate import upgrade_to_head
@@ -53,9 +54,22 @@ def main(argv: list[str] | None = None) -> int:
 
     cli_keys.add_parser(commands)
     cli_webhooks.add_parser(commands)
+    cli_client.add_parsers(commands)
 
     demo = commands.add_parser("demo", help="an offline demo with a scripted model")
     demo.add_argument("--port", type=int, default=0)
+    demo.add_argument(
+        "--serve", action="store_true", help="keep the demo service up (until Ctrl-C) for clients"
+    )
+    demo.add_argument(
+        "--api-key",
+        action="append",
+        default=[],
+        help="with --serve: a key the API takes (repeatable); with none the API is open",
+    )
+    demo.add_argument(
+        "--pace", type=float, default=None, help="with --serve: seconds per model call (0.5)"
+    )
 
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -84,10 +98,15 @@ def main(argv: list[str] | None = None) -> int:
         return cli_keys.run(args, Settings())
     if args.command == "webhooks":
         return cli_webhooks.run(args, Settings())
+    if args.command in ("ask", "responses", "usage"):
+        return cli_client.run(args)
     if args.command == "demo":
-        from researchdesk.demo import run_demo  # the test servers load only for the demo
+        from researchdesk import demo as offline  # the test servers load only for the demo
 
-        return run_demo(args.port)
+        if args.serve:
+            pace = offline.DEFAULT_PACE_SECONDS if args.pace is None else args.pace
+            return offline.serve_demo(args.port, args.api_key, pace)
+        return offline.run_demo(args.port)
     parser.error(f"unknown command {args.command}")
 
 
