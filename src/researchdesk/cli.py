@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import logging.config
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
 from researchdesk import cli_keys, cli_webhooks
 from researchdesk.config import MAX_WORKER_CONCURRENCY, Settings
+from researchdesk.observability.logs import logging_config, secrets_of
 from researchdesk.store.db import create_engine, is_sqlite
 from researchdesk.store.migrate import upgrade_to_head
 
@@ -58,23 +60,34 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--port", type=int, default=0)
 
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    if args.command == "serve":
+    if args.command in ("serve", "worker"):
+        # The service's own logging (`RESEARCHDESK_LOG_FORMAT`), applied again by uvicorn in
+        # each of its processes.
         settings = Settings()
+        log_config = logging_config(settings.log_format, args.log_level, secrets_of(settings))
+        logging.config.dictConfig(log_config)
+    else:
+        logging.basicConfig(
+            level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+    if args.command == "serve":
         if args.workers > 1 and is_sqlite(settings.database_url):
             parser.error(
                 "--workers needs PostgreSQL: SQLite takes one writer at a time, queued within "
                 "one process; run one `serve` (and `worker` processes if need be)"
             )
         return _serve(
-            settings, args.host, args.port, run_worker=not args.no_worker, workers=args.workers
+            settings,
+            args.host,
+            args.port,
+            run_worker=not args.no_worker,
+            workers=args.workers,
+            log_config=log_config,
         )
     if args.command == "worker":
         from researchdesk.worker.main import run_worker  # keeps `migrate` light
 
-        asyncio.run(run_worker(Settings(), args.concurrency))
+        asyncio.run(run_worker(settings, args.concurrency))
         return 0
     if args.command == "migrate":
         asyncio.run(_migrate(Settings()))
@@ -108,12 +121,27 @@ def _concurrency(text: str) -> int:
     return value
 
 
-def _serve(settings: Settings, host: str, port: int, *, run_worker: bool, workers: int) -> int:
+def _serve(
+    settings: Settings,
+    host: str,
+    port: int,
+    *,
+    run_worker: bool,
+    workers: int,
+    log_config: dict[str, Any],
+) -> int:
     if workers == 1:
         from researchdesk.api.app import create_app  # keeps `migrate` light
 
         app = create_app(settings, run_worker=run_worker)
-        uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=10)
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level="info",
+            log_config=log_config,
+            timeout_graceful_shutdown=10,
+        )
         return 0
     # Migrate once, here, before the API processes start (they do not migrate).
     asyncio.run(_migrate(settings))
@@ -125,6 +153,7 @@ def _serve(settings: Settings, host: str, port: int, *, run_worker: bool, worker
         host=host,
         port=port,
         log_level="info",
+        log_config=log_config,
         timeout_graceful_shutdown=10,
     )
     return 0

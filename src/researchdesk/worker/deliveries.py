@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from researchdesk.config import Settings
 from researchdesk.master_key import MasterKey
+from researchdesk.observability.metrics import Metrics
 from researchdesk.store import webhooks as store
 from researchdesk.store.notify import Notifier
 from researchdesk.store.outage import is_database_outage
@@ -52,8 +53,10 @@ class DeliveryLoop:
         master_key: MasterKey,
         notifier: Notifier | None = None,
         resolve: Resolver = resolve_host,
+        metrics: Metrics | None = None,
     ) -> None:
         self._settings = settings
+        self._metrics = metrics or Metrics()
         self._sessions = sessions
         self._master_key = master_key
         self._resolve = resolve
@@ -186,6 +189,9 @@ class DeliveryLoop:
                 retry_in=retry_in,
                 window_seconds=settings.webhook_retry_hours * 3600,
             )
+        self._metrics.webhook_attempt(
+            "lost" if not recorded else "delivered" if result.delivered else "failed"
+        )
         if not recorded:
             logger.info("webhook %s: claimed again; attempt not recorded", claim.delivery_id)
         elif not result.delivered:
