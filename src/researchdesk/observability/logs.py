@@ -28,7 +28,7 @@ CONTEXT_FIELDS = ("response_id", "attempt", "worker_id")
 REDACTED = "[redacted]"
 _PATTERNS = (
     # An Authorization header's credentials, however it is printed.
-    (re.compile(r"(?i)\b(bearer|basic)(\s+)[^\s'\",;]+"), rf"\1\2{REDACTED}"),
+    (re.compile(r"(?i)\b(bearer|basic)(\s+)[^\s'\",;)\]}]+"), rf"\1\2{REDACTED}"),
     # ResearchDesk API keys, Hugging Face tokens, webhook signing secrets.
     (re.compile(r"\brd_[A-Za-z0-9_-]{16,}"), f"rd_{REDACTED}"),
     (re.compile(r"\bhf_[A-Za-z0-9]{16,}"), f"hf_{REDACTED}"),

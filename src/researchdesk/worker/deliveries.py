@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from researchdesk.config import Settings
 from researchdesk.master_key import MasterKey
+from researchdesk.observability.logs import worker_context
 from researchdesk.observability.metrics import Metrics
 from researchdesk.store import webhooks as store
 from researchdesk.store.notify import Notifier
@@ -93,6 +94,10 @@ class DeliveryLoop:
             await self._client.aclose()
 
     async def _loop(self) -> None:
+        with worker_context(self.worker_id):  # the deliveries' tasks, started here, inherit it
+            await self._deliver_until_stopped()
+
+    async def _deliver_until_stopped(self) -> None:
         while not self._stopping:
             try:
                 await self._claim_available()
