@@ -7,7 +7,9 @@ import asyncio
 import logging
 import logging.config
 import os
+import shutil
 import sys
+import tempfile
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
@@ -15,6 +17,7 @@ import uvicorn
 from researchdesk import cli_keys, cli_webhooks
 from researchdesk.config import MAX_WORKER_CONCURRENCY, Settings
 from researchdesk.observability.logs import logging_config, secrets_of
+from researchdesk.observability.metrics import SHARED_DIR_ENV
 from researchdesk.store.db import create_engine, is_sqlite
 from researchdesk.store.migrate import upgrade_to_head
 
@@ -60,17 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--port", type=int, default=0)
 
     args = parser.parse_args(argv)
-    if args.command in ("serve", "worker"):
-        # The service's own logging (`RESEARCHDESK_LOG_FORMAT`), applied again by uvicorn in
-        # each of its processes.
-        settings = Settings()
-        log_config = logging_config(settings.log_format, args.log_level, secrets_of(settings))
-        logging.config.dictConfig(log_config)
-    else:
+    if args.command not in ("serve", "worker"):
         logging.basicConfig(
             level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
     if args.command == "serve":
+        settings = Settings()
         if args.workers > 1 and is_sqlite(settings.database_url):
             parser.error(
                 "--workers needs PostgreSQL: SQLite takes one writer at a time, queued within "
@@ -82,11 +80,13 @@ def main(argv: list[str] | None = None) -> int:
             args.port,
             run_worker=not args.no_worker,
             workers=args.workers,
-            log_config=log_config,
+            log_config=_configure_logging(settings, args.log_level),
         )
     if args.command == "worker":
         from researchdesk.worker.main import run_worker  # keeps `migrate` light
 
+        settings = Settings()
+        _configure_logging(settings, args.log_level)
         asyncio.run(run_worker(settings, args.concurrency))
         return 0
     if args.command == "migrate":
@@ -102,6 +102,14 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_demo(args.port)
     parser.error(f"unknown command {args.command}")
+
+
+def _configure_logging(settings: Settings, level: str) -> dict[str, Any]:
+    """Apply the service's logging (`RESEARCHDESK_LOG_FORMAT`); its `dictConfig`, which uvicorn
+    applies again in each process it starts."""
+    config = logging_config(settings.log_format, level, secrets_of(settings))
+    logging.config.dictConfig(config)
+    return config
 
 
 def _positive(text: str) -> int:
@@ -146,16 +154,22 @@ def _serve(
     # Migrate once, here, before the API processes start (they do not migrate).
     asyncio.run(_migrate(settings))
     os.environ[_NO_WORKER_ENV] = "0" if run_worker else "1"
-    uvicorn.run(
-        "researchdesk.cli:app_factory",
-        factory=True,
-        workers=workers,
-        host=host,
-        port=port,
-        log_level="info",
-        log_config=log_config,
-        timeout_graceful_shutdown=10,
-    )
+    # The processes' metrics go to files in one fresh folder, so that a scrape, whichever
+    # process answers it, shows the sum of all of them.
+    shared = os.environ[SHARED_DIR_ENV] = tempfile.mkdtemp(prefix="researchdesk-metrics-")
+    try:
+        uvicorn.run(
+            "researchdesk.cli:app_factory",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_level="info",
+            log_config=log_config,
+            timeout_graceful_shutdown=10,
+        )
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
     return 0
 
 

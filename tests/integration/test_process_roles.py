@@ -135,3 +135,38 @@ def json_lines(log: Path) -> list[dict[str, Any]]:
         parsed.append(entry)
     assert parsed
     return parsed
+
+
+@pytest.mark.postgres
+def test_serve_with_several_processes_shows_the_sum_of_their_metrics(
+    postgres_url: str, tmp_path: Path, router: FakeRouter, hub: FakeHub
+) -> None:
+    port = free_port()
+    environment = {
+        **os.environ,
+        "RESEARCHDESK_DATABASE_URL": postgres_url,
+        "RESEARCHDESK_SECRET_KEY_FILE": str(tmp_path / "researchdesk.secret"),
+        "RESEARCHDESK_LLM_BASE_URL": router.url,
+        "HF_ENDPOINT": hub.url,
+        "RESEARCHDESK_ARXIV_URL": hub.url,
+    }
+    server = Process(
+        ["serve", "--workers", "2", "--no-worker", "--port", str(port)],
+        environment,
+        tmp_path / "serve.log",
+        f"http://127.0.0.1:{port}/healthz",
+    )
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(6):  # a connection each: either process may take it
+            created = httpx.post(f"{url}/v1/responses", json={"input": "q", "background": True})
+            assert created.status_code == 200, created.text
+        for _ in range(6):
+            with httpx.Client(base_url=url, timeout=30) as client:
+                samples = scrape(client)
+            assert value(samples, "researchdesk_runs_created_total") == 6
+            assert value(samples, "researchdesk_queue_depth") == 6
+    finally:
+        server.stop()
+    assert server.log.read_text().count("Started server process") == 2

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
-from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.registry import Collector
 
 from researchdesk.api.deps import SessionDep, StateDep, get_caller
 from researchdesk.errors import Forbidden
@@ -51,7 +51,7 @@ async def metrics(request: Request, state: StateDep, session: SessionDep) -> Res
         logger.warning("metrics: the queue could not be read", exc_info=True)
         stats = None
     encode, content_type = choose_encoder(request.headers.get("accept", ""))
-    body = encode(_Scrape(state.metrics.registry, database_gauges(stats, time.time())))
+    body = encode(_Scrape(state.metrics.exposed(), database_gauges(stats, time.time())))
     return Response(body, media_type=content_type)
 
 
@@ -87,7 +87,7 @@ def database_gauges(stats: QueueStats | None, now: float) -> list[Metric]:
 class _Scrape(Collector):
     """One scrape: the process's registry, then the database gauges read for it."""
 
-    def __init__(self, registry: CollectorRegistry, extra: Iterable[Metric]) -> None:
+    def __init__(self, registry: Collector, extra: Iterable[Metric]) -> None:
         self._registry = registry
         self._extra = extra
 

@@ -8,14 +8,21 @@ run) are not here: the API's `/metrics` computes them at scrape time (`api/metri
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess
+from prometheus_client.registry import Collector
 
 from researchdesk.pricing.models import InvalidModelId, ModelRef
 
 if TYPE_CHECKING:
     from researchdesk.agent.steps import TokenUsage
+
+SHARED_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+"""Set by `serve --workers N` for its processes: each writes its metrics to files in this folder
+(`prometheus_client`'s multiprocess mode, chosen when it is imported), and a scrape of any of
+them sums every process's."""
 
 OTHER = "other"
 """The label value of every model (or provider) past the first `MODEL_LABELS` (or
@@ -54,6 +61,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._shared_dir = os.environ.get(SHARED_DIR_ENV)
         registry = self.registry
         self._models = BoundedLabel(MODEL_LABELS)
         self._providers = BoundedLabel(PROVIDER_LABELS)
@@ -144,6 +152,16 @@ class Metrics:
             ["outcome"],
             registry=registry,
         )
+
+    def exposed(self) -> Collector:
+        """What a scrape shows: this process's metrics or, when processes share a folder
+        (`SHARED_DIR_ENV`), the sum of every one's."""
+        if self._shared_dir is None:
+            return self.registry
+        shared = CollectorRegistry()
+        # The library leaves this constructor unannotated.
+        multiprocess.MultiProcessCollector(shared, self._shared_dir)  # type: ignore[no-untyped-call]
+        return shared
 
     def run_created(self) -> None:
         """A response was accepted and committed."""
