@@ -6,14 +6,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import logging.config
 import os
+import shutil
 import sys
-from typing import TYPE_CHECKING
+import tempfile
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
 from researchdesk import cli_client, cli_keys, cli_webhooks
 from researchdesk.config import MAX_WORKER_CONCURRENCY, Settings
+from researchdesk.observability.logs import logging_config, secrets_of
+from researchdesk.observability.metrics import SHARED_DIR_ENV
 from researchdesk.store.db import create_engine, is_sqlite
 from researchdesk.store.migrate import upgrade_to_head
 
@@ -72,9 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    if args.command not in ("serve", "worker"):
+        logging.basicConfig(
+            level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
     if args.command == "serve":
         settings = Settings()
         if args.workers > 1 and is_sqlite(settings.database_url):
@@ -83,12 +89,19 @@ def main(argv: list[str] | None = None) -> int:
                 "one process; run one `serve` (and `worker` processes if need be)"
             )
         return _serve(
-            settings, args.host, args.port, run_worker=not args.no_worker, workers=args.workers
+            settings,
+            args.host,
+            args.port,
+            run_worker=not args.no_worker,
+            workers=args.workers,
+            log_config=_configure_logging(settings, args.log_level),
         )
     if args.command == "worker":
         from researchdesk.worker.main import run_worker  # keeps `migrate` light
 
-        asyncio.run(run_worker(Settings(), args.concurrency))
+        settings = Settings()
+        _configure_logging(settings, args.log_level)
+        asyncio.run(run_worker(settings, args.concurrency))
         return 0
     if args.command == "migrate":
         asyncio.run(_migrate(Settings()))
@@ -110,6 +123,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.error(f"unknown command {args.command}")
 
 
+def _configure_logging(settings: Settings, level: str) -> dict[str, Any]:
+    """Apply the service's logging (`RESEARCHDESK_LOG_FORMAT`); its `dictConfig`, which uvicorn
+    applies again in each process it starts."""
+    config = logging_config(settings.log_format, level, secrets_of(settings))
+    logging.config.dictConfig(config)
+    return config
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -127,25 +148,47 @@ def _concurrency(text: str) -> int:
     return value
 
 
-def _serve(settings: Settings, host: str, port: int, *, run_worker: bool, workers: int) -> int:
+def _serve(
+    settings: Settings,
+    host: str,
+    port: int,
+    *,
+    run_worker: bool,
+    workers: int,
+    log_config: dict[str, Any],
+) -> int:
     if workers == 1:
         from researchdesk.api.app import create_app  # keeps `migrate` light
 
         app = create_app(settings, run_worker=run_worker)
-        uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=10)
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level="info",
+            log_config=log_config,
+            timeout_graceful_shutdown=10,
+        )
         return 0
     # Migrate once, here, before the API processes start (they do not migrate).
     asyncio.run(_migrate(settings))
     os.environ[_NO_WORKER_ENV] = "0" if run_worker else "1"
-    uvicorn.run(
-        "researchdesk.cli:app_factory",
-        factory=True,
-        workers=workers,
-        host=host,
-        port=port,
-        log_level="info",
-        timeout_graceful_shutdown=10,
-    )
+    # The processes' metrics go to files in one fresh folder, so that a scrape, whichever
+    # process answers it, shows the sum of all of them.
+    shared = os.environ[SHARED_DIR_ENV] = tempfile.mkdtemp(prefix="researchdesk-metrics-")
+    try:
+        uvicorn.run(
+            "researchdesk.cli:app_factory",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_level="info",
+            log_config=log_config,
+            timeout_graceful_shutdown=10,
+        )
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
     return 0
 
 

@@ -18,6 +18,8 @@ from researchdesk.api.output import RunningOutput
 from researchdesk.config import Settings
 from researchdesk.key_file import load_master_key
 from researchdesk.master_key import MasterKey
+from researchdesk.observability.metered import MeteredCache, MeteredModel
+from researchdesk.observability.metrics import Metrics
 from researchdesk.pricing.source import CatalogSource
 from researchdesk.retry import RetryPolicy
 from researchdesk.store.cache import DatabaseCache
@@ -33,14 +35,15 @@ from researchdesk.worker.scheduler import Scheduler
 
 @dataclass(frozen=True)
 class Core:
-    """What every process role shares: settings, database sessions, wake-ups, prices, and the
-    master key webhook secrets derive from."""
+    """What every process role shares: settings, database sessions, wake-ups, prices, the
+    master key webhook secrets derive from, and the process's metrics."""
 
     settings: Settings
     sessions: async_sessionmaker[AsyncSession]
     notifier: Notifier
     prices: CatalogSource
     master_key: MasterKey
+    metrics: Metrics
 
 
 async def open_core(settings: Settings, stack: AsyncExitStack, *, migrate: bool) -> Core:
@@ -61,6 +64,7 @@ async def open_core(settings: Settings, stack: AsyncExitStack, *, migrate: bool)
         notifier=notifier,
         prices=CatalogSource.from_settings(settings),
         master_key=master_key,
+        metrics=Metrics(),
     )
 
 
@@ -83,7 +87,9 @@ async def open_worker(
         base_seconds=settings.retry_base_seconds,
         max_seconds=settings.retry_max_seconds,
     )
-    papers = HfPapersTool(settings, DatabaseCache(core.sessions))
+    metrics = core.metrics
+    cache = MeteredCache(DatabaseCache(core.sessions), metrics)
+    papers = HfPapersTool(settings, cache, metrics=metrics)
     stack.push_async_callback(papers.aclose)
     deps = WorkerDeps(
         settings=settings,
@@ -91,12 +97,13 @@ async def open_worker(
         notifier=core.notifier,
         prices=core.prices,
         agent=Agent(
-            LLMClient(client, stream=settings.llm_stream),
+            MeteredModel(LLMClient(client, stream=settings.llm_stream), metrics),
             [papers],
             retry=retry,
             text_tool_calls=settings.text_tool_calls,
         ),
         output=RunningOutput,
+        metrics=metrics,
     )
     scheduler = Scheduler(deps, concurrency=concurrency)
     scheduler.start()
@@ -107,6 +114,7 @@ async def open_worker(
         worker_id=scheduler.worker_id,
         master_key=core.master_key,
         notifier=core.notifier,
+        metrics=metrics,
     )
     deliveries.start()
     stack.push_async_callback(deliveries.stop)

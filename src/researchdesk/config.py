@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogFormat = Literal["text", "json"]
 
 MAX_WORKER_CONCURRENCY = 10_000
 """The most runs one worker process may drive at once (`RESEARCHDESK_WORKER_CONCURRENCY`,
@@ -105,6 +108,16 @@ class Settings(BaseSettings):
     webhook_lease_seconds: float = Field(default=60.0, gt=0)
     """How long a worker owns a delivery it claimed; must outlast one attempt's timeout."""
     webhook_concurrency: int = Field(default=16, ge=1, le=1000)
+
+    log_format: LogFormat = "text"
+    """`json`: one JSON object per log line, with the run's `response_id`, `attempt` and
+    `worker_id` where they apply (`observability.logs`)."""
+    metrics_public: bool = False
+    """Serve the API's `/metrics` without a key even when API keys are on (else: admin keys)."""
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    """`researchdesk worker`: serve this process's metrics on this port (unset: none)."""
+    metrics_host: str = "127.0.0.1"
+    """The address the worker's metrics port listens on."""
 
     @model_validator(mode="after")
     def _lease_outlasts_attempt(self) -> Settings:

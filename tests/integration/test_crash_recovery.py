@@ -16,6 +16,7 @@ from researchdesk.testing.hub import FakeHub
 from researchdesk.testing.router import FakeRouter, StreamPlan, reply, tool_calls
 from researchdesk.testing.server import free_port
 from tests.integration.helpers import expected_micros, wait_for
+from tests.metrics_scrape import scrape, value
 from tests.processes import Process
 
 SEARCH = ("hf_papers", {"operation": "search", "query": "capacity factors"})
@@ -69,8 +70,12 @@ def test_sigkill_mid_run_resumes_without_resending_completed_steps(
     server.start()
     with httpx.Client(base_url=base_url(server), timeout=30) as client:
         body = wait_for(client, rid)
+        samples = scrape(client)
 
     assert body["status"] == "completed", body
+    # The restarted process counts the run it took over from the dead one, and its end.
+    assert value(samples, "researchdesk_runs_resumed_total") == 1
+    assert value(samples, "researchdesk_runs_finished_total", status="completed") == 1
     router.assert_script_consumed()
     requests = [r["messages"] for r in router.chat_requests()]
     assert len(requests) == 4

@@ -37,6 +37,7 @@ from researchdesk.store.models import (
     WebhookDeliveryRow,
     WebhookEndpointRow,
 )
+from researchdesk.store.queue import queue_stats
 from researchdesk.store.responses import (
     ListFilter,
     find_response,
@@ -178,6 +179,11 @@ CASES = {
         "ix_responses_owner_status_created",
         bound="owner",
     ),
+    # A `/metrics` scrape: an index range of the runs queued (or in progress), never the table.
+    # A `/metrics` scrape: an index range of the runs queued (or in progress), never the table.
+    "the oldest queued run": Case(queue_stats, "ix_responses_status_created", bound="status"),
+    "the runs queued": Case(queue_stats, "ix_responses_status_lease", bound="status", nth=1),
+    "the runs in progress": Case(queue_stats, "ix_responses_status_lease", bound="status", nth=2),
     "fail exhausted runs": Case(
         lambda session: runs.fail_exhausted(session, 3),
         "ix_responses_status_lease",

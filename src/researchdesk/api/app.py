@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from researchdesk.api import health, keys, routes, usage, webhooks
+from researchdesk.api import health, keys, metrics, routes, usage, webhooks
 from researchdesk.api.auth import env_keys
 from researchdesk.api.cors import install_cors
 from researchdesk.api.deps import AppState
@@ -49,6 +49,7 @@ def create_app(
                 env_keys=env_keys(settings),
                 master_key=core.master_key,
                 limiter=RateLimiter(core.sessions, clock=clock),
+                metrics=core.metrics,
             )
             if run_worker:
                 await open_worker(core, stack)
@@ -70,6 +71,7 @@ def create_app(
     # The path the `openai` SDK's `client.webhooks` methods call.
     app.include_router(webhooks.router, prefix="/v1/webhook_endpoints", include_in_schema=False)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     install_cors(app, settings)  # last, so outermost: errors carry its headers too
     app.openapi = _openapi(app)  # type: ignore[method-assign]
     return app

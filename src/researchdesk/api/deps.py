@@ -15,6 +15,7 @@ from researchdesk.api.rate_limits import RateLimiter
 from researchdesk.api.schemas import check_storable
 from researchdesk.config import Settings
 from researchdesk.master_key import MasterKey
+from researchdesk.observability.metrics import Metrics
 from researchdesk.pricing.source import CatalogSource
 from researchdesk.store.notify import Notifier
 
@@ -34,6 +35,8 @@ class AppState:
     key_presence: KeyPresence = field(default_factory=KeyPresence)
     outputs: OutputCache = field(default_factory=OutputCache)
     """Outputs of responses in progress, kept between reads (see `service.read`)."""
+    metrics: Metrics = field(default_factory=Metrics)
+    """The process's metrics (shared with its embedded worker), served at `/metrics`."""
 
 
 async def get_state(request: Request) -> AppState:

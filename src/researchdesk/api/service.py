@@ -128,6 +128,7 @@ async def create(
             raise
         return await _repeat(session, owner, earlier, idempotency)
     state.notifier.work_available()
+    state.metrics.run_created()
     return row
 
 
@@ -348,6 +349,7 @@ async def cancel(
 ) -> ResponseRow:
     """Cancel a response: idempotent once cancelled, refused once it finished otherwise."""
     row = await get(session, owner, response_id)
+    was = Status(row.status)
     cancelled = await store.request_cancel(session, row)
     if cancelled is None:
         raise NotFound(f"No response found with id '{response_id}'.", param="response_id")
@@ -362,6 +364,8 @@ async def cancel(
     state.notifier.cancel_requested(response_id)
     if Status(row.status) is Status.CANCELLED:
         state.notifier.run_ended(response_id)  # a queued run: cancelled here and now
+        if was is Status.QUEUED:  # not a repeated cancel
+            state.metrics.run_finished(Status.CANCELLED.value)
     if Status(row.status) is Status.IN_PROGRESS:
         # Give the owning worker a moment, so the answer usually shows the final state.
         row = await wait_until_done(state, session, row, min(2.0, state.settings.lease_seconds))

@@ -6,7 +6,7 @@ whose lease was taken over (or whose run was deleted) writes nothing and learns 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
@@ -43,6 +43,8 @@ class Claim:
 
     response_id: str
     attempt: int
+    created_at: float | None = field(default=None, compare=False)
+    """When the response was created (Unix seconds, the creating process's clock)."""
 
 
 def _claimable() -> list[tuple[ColumnElement[bool], list[UnaryExpression[Any]]]]:
@@ -85,7 +87,7 @@ async def claim_runs(
     pick the same row. On SQLite the first UPDATE is the transaction's first statement, so it
     takes the database's write lock at once (what `BEGIN IMMEDIATE` would do): claimers serialise.
     """
-    claimed: list[tuple[str, int, int]] = []
+    claimed: list[tuple[str, int, int, float]] = []
     for condition, order in _claimable():
         if len(claimed) >= limit:
             break
@@ -93,7 +95,8 @@ async def claim_runs(
             worker_id, lease_seconds, condition, order, limit - len(claimed)
         )
         claimed.extend(
-            (rid, attempt, seq) for rid, attempt, seq in await session.execute(statement)
+            (rid, attempt, seq, created)
+            for rid, attempt, seq, created in await session.execute(statement)
         )
     if claimed:
         now_ = now()
@@ -105,10 +108,10 @@ async def claim_runs(
                 "data": {"attempt": attempt, "worker": worker_id},
                 "created_at": now_,
             }
-            for response_id, attempt, seq in claimed
+            for response_id, attempt, seq, _created in claimed
         ]
         await session.execute(insert(EVENTS), events)
-    return [Claim(response_id, attempt) for response_id, attempt, _seq in claimed]
+    return [Claim(rid, attempt, created) for rid, attempt, _seq, created in claimed]
 
 
 def _claim_statement(
@@ -117,7 +120,7 @@ def _claim_statement(
     condition: ColumnElement[bool],
     order: list[UnaryExpression[Any]],
     limit: int,
-) -> ReturningUpdate[str, int, int]:
+) -> ReturningUpdate[str, int, int, float]:
     """An UPDATE that claims up to `limit` runs matching `condition`, taken in `order`.
 
     The candidates are a materialized CTE: PostgreSQL may run a `LIMIT … SKIP LOCKED` subquery
@@ -147,7 +150,9 @@ def _claim_statement(
             lease_expires_at=db_epoch() + lease_seconds,
             event_seq=ResponseRow.event_seq + 1,
         )
-        .returning(ResponseRow.id, ResponseRow.attempt, ResponseRow.event_seq)
+        .returning(
+            ResponseRow.id, ResponseRow.attempt, ResponseRow.event_seq, ResponseRow.created_at
+        )
         .execution_options(synchronize_session=False)
     )
 

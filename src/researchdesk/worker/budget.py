@@ -80,6 +80,7 @@ class RunBudget:
         api_key_id: str | None = None,
     ) -> None:
         self._sessions = deps.sessions
+        self._metrics = deps.metrics
         self._key = KeyMoney(deps.sessions, api_key_id)
         self._claim = claim
         self._model = model
@@ -224,6 +225,9 @@ class RunBudget:
 
     def settled(self) -> None:
         """The step's transaction committed: no reservation is open any more."""
+        if self._priced is not None:
+            charge = self._priced[1]
+            self._metrics.spent(self._model, charge.provider, charge.amount_micros)
         self._committed(self._settling)
         self._settling = 0
         self._priced = None

@@ -26,6 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from researchdesk.config import Settings
 from researchdesk.master_key import MasterKey
+from researchdesk.observability.logs import worker_context
+from researchdesk.observability.metrics import Metrics
 from researchdesk.store import webhooks as store
 from researchdesk.store.notify import Notifier
 from researchdesk.store.outage import is_database_outage
@@ -52,8 +54,10 @@ class DeliveryLoop:
         master_key: MasterKey,
         notifier: Notifier | None = None,
         resolve: Resolver = resolve_host,
+        metrics: Metrics | None = None,
     ) -> None:
         self._settings = settings
+        self._metrics = metrics or Metrics()
         self._sessions = sessions
         self._master_key = master_key
         self._resolve = resolve
@@ -90,6 +94,10 @@ class DeliveryLoop:
             await self._client.aclose()
 
     async def _loop(self) -> None:
+        with worker_context(self.worker_id):  # the deliveries' tasks, started here, inherit it
+            await self._deliver_until_stopped()
+
+    async def _deliver_until_stopped(self) -> None:
         while not self._stopping:
             try:
                 await self._claim_available()
@@ -186,6 +194,9 @@ class DeliveryLoop:
                 retry_in=retry_in,
                 window_seconds=settings.webhook_retry_hours * 3600,
             )
+        self._metrics.webhook_attempt(
+            "lost" if not recorded else "delivered" if result.delivered else "failed"
+        )
         if not recorded:
             logger.info("webhook %s: claimed again; attempt not recorded", claim.delivery_id)
         elif not result.delivered:

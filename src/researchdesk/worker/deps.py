@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from researchdesk.agent.loop import Agent
 from researchdesk.agent.steps import Step
 from researchdesk.config import Settings
+from researchdesk.observability.metrics import Metrics
 from researchdesk.pricing.source import CatalogSource
 from researchdesk.store.notify import Notifier
 
@@ -44,3 +45,5 @@ class WorkerDeps:
     agent: Agent
     output: Callable[[], RunOutput]
     """The output of a run with no steps yet."""
+    metrics: Metrics = field(default_factory=Metrics)
+    """Where the worker counts claims, terminal statuses, lost leases and charges."""

@@ -47,6 +47,9 @@ class RunHandle:
     async def execute(self) -> None:
         """Drive the run to a terminal state, or give it back, or stop if it is no longer ours."""
         rid = self.claim.response_id
+        if self.claim.attempt > 1:
+            self._deps.metrics.run_resumed()
+        logger.info("run %s: claimed (attempt %d)", rid, self.claim.attempt)
         try:
             async with self._sessions() as session, session.begin():
                 row = await runs.load_run(session, rid)
@@ -77,6 +80,7 @@ class RunHandle:
                     logger.error("run %s: heartbeat failed", rid, exc_info=failure)
             await self._conclude(self._agent_task)
         except runs.LeaseLost:
+            self._deps.metrics.lease_lost()
             logger.info("run %s: lease lost, stopping without further writes", rid)
         finally:
             self._notifier.changed(rid)
@@ -127,6 +131,8 @@ class RunHandle:
                 async with self._sessions() as session, session.begin():
                     await runs.finish(session, self.claim, status, **fields)
                 self._notifier.run_ended(self.claim.response_id)
+                self._deps.metrics.run_finished(status.value)
+                logger.info("run %s: %s", self.claim.response_id, status.value)
                 return
             except Exception as exc:
                 if not is_database_error(exc) or attempt == _FINISH_TRIES - 1:

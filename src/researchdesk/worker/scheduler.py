@@ -6,8 +6,10 @@ import asyncio
 import logging
 import os
 import socket
+import time
 import uuid
 
+from researchdesk.observability.logs import run_context, worker_context
 from researchdesk.store import runs
 from researchdesk.store.outage import is_database_outage
 from researchdesk.worker.deps import WorkerDeps
@@ -62,6 +64,10 @@ class Scheduler:
             entry[0].stop(cancel=True)
 
     async def _loop(self) -> None:
+        with worker_context(self.worker_id):  # the runs' tasks, started here, inherit it
+            await self._claim_until_stopped()
+
+    async def _claim_until_stopped(self) -> None:
         while not self._stopping:
             try:
                 await self._claim_available()
@@ -81,12 +87,21 @@ class Scheduler:
                 "run %s failed after %d attempts", response_id, self._settings.max_attempts
             )
             self._notifier.run_ended(response_id)
+            self._deps.metrics.run_finished("failed")
         while not self._stopping and len(self._runs) < self._concurrency:
             free = min(self._concurrency - len(self._runs), CLAIM_BATCH)
+            started = time.perf_counter()
             async with self._sessions() as session, session.begin():
                 claims = await runs.claim_runs(
                     session, self.worker_id, self._settings.lease_seconds, limit=free
                 )
+            now = time.time()
+            waits = [
+                now - claim.created_at
+                for claim in claims
+                if claim.attempt == 1 and claim.created_at is not None
+            ]
+            self._deps.metrics.claimed(time.perf_counter() - started, waits)
             for claim in claims:
                 handle = RunHandle(claim, self._deps)
                 task = asyncio.create_task(self._execute(handle), name=f"run-{claim.response_id}")
@@ -95,10 +110,12 @@ class Scheduler:
                 return
 
     async def _execute(self, handle: RunHandle) -> None:
+        claim = handle.claim
         try:
-            await handle.execute()
+            with run_context(claim.response_id, claim.attempt):
+                await handle.execute()
         except Exception:
-            logger.exception("run %s: worker error", handle.claim.response_id)
+            logger.exception("run %s: worker error", claim.response_id)
         finally:
             self._runs.pop(handle.claim.response_id, None)
             self._notifier.work_available()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, assert_never
 
 import httpx
 
 from researchdesk.config import Settings
+from researchdesk.observability.metrics import Metrics
 from researchdesk.tools.base import ToolCache, ToolResult
 from researchdesk.tools.hf_papers.args import (
     ArgumentsError,
@@ -39,8 +41,14 @@ class HfPapersTool:
     description = DESCRIPTION
 
     def __init__(
-        self, settings: Settings, cache: ToolCache, http: httpx.AsyncClient | None = None
+        self,
+        settings: Settings,
+        cache: ToolCache,
+        http: httpx.AsyncClient | None = None,
+        *,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics or Metrics()
         self._owns_http = http is None
         self._http = http if http is not None else httpx.AsyncClient()
         client = HubClient(settings, cache, self._http)
@@ -56,17 +64,25 @@ class HfPapersTool:
             args = parse_arguments(arguments)
         except ArgumentsError as exc:
             return ToolResult(str(exc), is_error=True)
+        started = time.perf_counter()
+        result = await self._result(args)
+        elapsed = time.perf_counter() - started
+        self._metrics.tool_call(args.operation, elapsed, error=result.is_error)
+        return result
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this tool created it."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def _result(self, args: HfPapersArgs) -> ToolResult:
+        """The operation's result, or its expected failure as error text."""
         try:
             return await self._dispatch(args)
         except NotFoundError as exc:
             return ToolResult(_not_found(args, exc), is_error=True)
         except UpstreamError as exc:
             return ToolResult(f"hf_papers {args.operation} failed: {exc}", is_error=True)
-
-    async def aclose(self) -> None:
-        """Close the HTTP client if this tool created it."""
-        if self._owns_http:
-            await self._http.aclose()
 
     async def _dispatch(self, args: HfPapersArgs) -> ToolResult:
         operations = self._operations
