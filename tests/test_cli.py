@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import stat
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -308,3 +310,14 @@ def test_webhooks_create_shows_the_secret_once_and_the_server_signs_with_it(
         SDK.webhooks.unwrap(again.body, again.headers, secret=rotated["signing_secret"])
         with pytest.raises(openai.InvalidWebhookSignatureError):
             SDK.webhooks.unwrap(again.body, again.headers, secret=secret)
+
+
+def test_the_client_commands_do_not_load_the_server() -> None:
+    """`ask`, `responses` and `usage` start without SQLAlchemy, Alembic or uvicorn."""
+    code = (
+        "import sys, researchdesk.cli; "
+        "heavy = ('sqlalchemy', 'alembic', 'uvicorn', 'fastapi'); "
+        "print(sorted(m for m in heavy if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

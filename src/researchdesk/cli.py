@@ -13,17 +13,16 @@ import sys
 import tempfile
 from typing import TYPE_CHECKING, Any
 
-import uvicorn
-
 from researchdesk import cli_client, cli_keys, cli_webhooks
 from researchdesk.config import MAX_WORKER_CONCURRENCY, Settings
 from researchdesk.observability.logs import logging_config, secrets_of
 from researchdesk.observability.metrics import SHARED_DIR_ENV
-from researchdesk.store.db import create_engine, is_sqlite
-from researchdesk.store.migrate import upgrade_to_head
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+
+# The server's heavy imports (uvicorn, SQLAlchemy, Alembic) load in the commands that use them,
+# so that the client commands (`ask`, `responses`, `usage`) start quickly.
 
 # How `serve --workers N` tells its API processes whether to run a worker too.
 _NO_WORKER_ENV = "RESEARCHDESK_SERVE_NO_WORKER"
@@ -83,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.command == "serve":
         settings = Settings()
+        from researchdesk.store.db import is_sqlite
+
         if args.workers > 1 and is_sqlite(settings.database_url):
             parser.error(
                 "--workers needs PostgreSQL: SQLite takes one writer at a time, queued within "
@@ -157,6 +158,8 @@ def _serve(
     workers: int,
     log_config: dict[str, Any],
 ) -> int:
+    import uvicorn
+
     if workers == 1:
         from researchdesk.api.app import create_app  # keeps `migrate` light
 
@@ -201,6 +204,9 @@ def app_factory() -> FastAPI:
 
 
 async def _migrate(settings: Settings) -> None:
+    from researchdesk.store.db import create_engine
+    from researchdesk.store.migrate import upgrade_to_head
+
     engine = create_engine(settings.database_url)
     try:
         await upgrade_to_head(engine)

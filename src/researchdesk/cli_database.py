@@ -4,20 +4,23 @@ one action, and a list read page by page into one list object."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import TYPE_CHECKING, Any
 
 from researchdesk.config import Settings
-from researchdesk.store.db import create_engine, create_sessionmaker
 
-Action = Callable[[AsyncSession], Awaitable[dict[str, Any]]]
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+Action = Callable[["AsyncSession"], Awaitable[dict[str, Any]]]
+"""One thing done in a session (SQLAlchemy loads with the command that runs it)."""
 PAGE = 100
 """Items per page read by `all_pages`."""
 
 
 async def with_session(settings: Settings, action: Action) -> dict[str, Any]:
     """Run `action` in a session of the configured database, then close the engine."""
+    from researchdesk.store.db import create_engine, create_sessionmaker
+
     engine = create_engine(settings.database_url)
     try:
         async with create_sessionmaker(engine)() as session:

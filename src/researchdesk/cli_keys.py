@@ -12,14 +12,15 @@ import asyncio
 import json
 import sys
 from datetime import UTC, datetime
-from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import TYPE_CHECKING, Any
 
 from researchdesk.cli_database import PAGE, Action, all_pages, with_session
 from researchdesk.config import Settings
 from researchdesk.errors import ResearchDeskError
 from researchdesk.roles import Role
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 _NONE = "none"
 """What clears an expiry or a limit in `keys update`."""

@@ -14,17 +14,16 @@ import asyncio
 import json
 import sys
 import time
-from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import TYPE_CHECKING, Any
 
 from researchdesk.cli_database import PAGE, Action, all_pages, with_session
 from researchdesk.config import Settings
 from researchdesk.errors import ResearchDeskError
-from researchdesk.key_file import MasterKeyError, load_master_key
 from researchdesk.master_key import MasterKey
-from researchdesk.store import keys
 from researchdesk.webhooks.events import EventType
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 
 def add_parser(commands: Any) -> None:
@@ -56,6 +55,8 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run one `webhooks` subcommand; prints JSON, or the error and returns 1."""
+    # The database and the key file load only for this command: the client commands stay light.
+    from researchdesk.key_file import MasterKeyError, load_master_key
 
     try:
         master_key = load_master_key(settings)
@@ -75,6 +76,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 async def _owner(session: AsyncSession, key: str | None, settings: Settings) -> str | None:
     """The owner `key` stands for, checked against the environment's keys and the database's
     (a revoked or expired key stands for nobody)."""
+    from researchdesk.store import keys
+
     configured = settings.api_key_list() + settings.admin_api_key_list()
     if not configured and not await keys.any_keys(session):
         if key is not None:
