@@ -27,7 +27,6 @@ from researchdesk.dashboard.access import (
 from researchdesk.dashboard.templating import SECURITY_HEADERS, Templates, tag_of
 from researchdesk.errors import InvalidRequest, NotFound, Unauthorized
 from researchdesk.status import Status
-from researchdesk.store.responses import ListFilter
 
 router = APIRouter(dependencies=[Depends(storable_params)], include_in_schema=False)
 
@@ -56,7 +55,7 @@ def _viewer(request: Request, caller: Caller) -> dict[str, Any]:
     }
 
 
-def _filters(status: str, slug: str, model: str, metadata: list[str]) -> ListFilter:
+def _filters(status: str, slug: str, model: str, metadata: list[str]) -> service.ListFilter:
     """The list's filters from the form; empty fields filter nothing."""
     if status and status not in {s.value for s in Status}:
         raise InvalidRequest(f"Unknown status '{status}'.", param="status")
@@ -68,7 +67,7 @@ def _filters(status: str, slug: str, model: str, metadata: list[str]) -> ListFil
         if not equals or not name.strip():
             raise InvalidRequest("A metadata filter is written key=value.", param="metadata")
         pairs.append((name.strip(), value.strip()))
-    return ListFilter(
+    return service.ListFilter(
         status=status or None,
         slug=slug.strip() or None,
         model=model.strip() or None,
