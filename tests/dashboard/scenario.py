@@ -10,6 +10,7 @@ from typing import Any
 from researchdesk.demo import scripted_model
 from researchdesk.testing.router import FakeRouter, Step, StreamPlan, error, reply
 
+PAPER_URL = "https://huggingface.co/papers/2501.01234"
 FAIL = "[fail]"
 """The router refuses the run's first call: it ends `failed`."""
 HOLD = "[hold]"
@@ -43,6 +44,9 @@ class Scenario:
         if FAIL in asked:
             return error(402, "You have depleted your monthly included credits.")
         step = scripted_model(body)
+        if step.calls and "tools" not in body:
+            # Asked for its answer with the tools off (a limit stopped the research).
+            return reply(f"A short answer: see {PAPER_URL}.")
         if step.calls:
             return step
         if EVIL in asked:

@@ -17,7 +17,7 @@ _HEIGHT = 180
 _AXIS = 40
 """Room under the columns for day labels."""
 _ROW = 24
-_LABEL = 260
+_LABEL = 320
 """Room left of the horizontal bars for their labels."""
 _VALUE = 90
 """Room right of the horizontal bars for their amounts."""
@@ -41,7 +41,7 @@ def columns(points: Sequence[tuple[str, int]], *, title: str) -> Markup:
         )
         if index % every == 0:
             parts.append(
-                f'<text class="tick" x="{x + step / 2:.1f}" y="{_HEIGHT + 16}" '
+                f'<text class="tick" x="{max(x + step / 2, 16):.1f}" y="{_HEIGHT + 16}" '
                 f'text-anchor="middle">{escape(label[5:] or label)}</text>'
             )
     parts.append(f'<line class="axis" x1="0" y1="{_HEIGHT}" x2="{_WIDTH}" y2="{_HEIGHT}"/>')
@@ -58,7 +58,7 @@ def bars(points: Sequence[tuple[str, int]], *, title: str) -> Markup:
     parts = [_open(title, _WIDTH, _ROW * len(points) + 4)]
     for index, (label, value) in enumerate(points):
         y = index * _ROW + 2
-        shown = label if len(label) <= 40 else label[:39] + "…"
+        shown = label if len(label) <= 48 else label[:47] + "…"
         parts.append(
             f'<text class="label" x="{_LABEL - 6}" y="{y + 15}" text-anchor="end">'
             f"<title>{escape(label)}</title>{escape(shown)}</text>"
@@ -83,7 +83,7 @@ def budget(spent_micros: int, cap_micros: int) -> Markup:
 
 def _open(title: str, width: int, height: int) -> str:
     return (
-        f'<svg class="chart" viewBox="0 0 {width} {height}" width="100%" role="img" '
+        f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" role="img" '
         f'aria-label="{escape(title)}"><title>{escape(title)}</title>'
     )
 
