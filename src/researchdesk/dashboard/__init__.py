@@ -11,8 +11,8 @@ from urllib.parse import urlencode
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 
+from researchdesk.dashboard import login, routes
 from researchdesk.dashboard.access import LoginRequired
-from researchdesk.dashboard.routes import router
 from researchdesk.dashboard.templating import Templates
 
 __all__ = ["install"]
@@ -23,7 +23,8 @@ PREFIX = "/dashboard"
 def install(app: FastAPI) -> None:
     """Serve the dashboard under `/dashboard` (kept out of the OpenAPI document)."""
     app.state.dashboard_templates = Templates()
-    app.include_router(router, prefix=PREFIX)
+    app.include_router(routes.router, prefix=PREFIX)
+    app.include_router(login.router, prefix=PREFIX)
     app.add_exception_handler(LoginRequired, _to_login)
 
 

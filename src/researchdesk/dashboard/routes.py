@@ -3,29 +3,28 @@ or `usage` and renders a template."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from markupsafe import Markup
 
 from researchdesk.api import service
-from researchdesk.api.auth import OPEN, Caller, authenticate
+from researchdesk.api.auth import OPEN, Caller
 from researchdesk.api.conditional import none_match
 from researchdesk.api.deps import SessionDep, StateDep, storable_params
 from researchdesk.dashboard import usage, views
 from researchdesk.dashboard.access import (
-    COOKIE,
     FetchCallerDep,
     PageCallerDep,
     SameOriginDep,
-    cookie_value,
     key_in_cookie,
 )
-from researchdesk.dashboard.templating import SECURITY_HEADERS, Templates, tag_of
-from researchdesk.errors import InvalidRequest, NotFound, Unauthorized
+from researchdesk.dashboard.templating import SECURITY_HEADERS, Templates, TemplatesDep, tag_of
+from researchdesk.errors import InvalidRequest, NotFound
 from researchdesk.status import Status
 
 router = APIRouter(dependencies=[Depends(storable_params)], include_in_schema=False)
@@ -36,16 +35,7 @@ RUN_POLL_MS = 700
 USAGE_DAYS = 30
 
 
-async def get_templates(request: Request) -> Templates:
-    """The templates `install` loaded for this app."""
-    templates: Templates = request.app.state.dashboard_templates
-    return templates
-
-
-TemplatesDep = Annotated[Templates, Depends(get_templates)]
-
-
-def _viewer(request: Request, caller: Caller) -> dict[str, Any]:
+def viewer(request: Request, caller: Caller) -> dict[str, Any]:
     """Who the header says is looking, and whether there is a key to log out of."""
     return {
         "open": caller is OPEN,
@@ -55,29 +45,54 @@ def _viewer(request: Request, caller: Caller) -> dict[str, Any]:
     }
 
 
-def _filters(status: str, slug: str, model: str, metadata: list[str]) -> service.ListFilter:
-    """The list's filters from the form; empty fields filter nothing."""
+StatusParam = Annotated[str, Query()]
+MetadataParam = Annotated[list[str] | None, Query()]
+LimitParam = Annotated[int, Query(ge=1, le=100)]
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """What the runs list was asked for: its filters, its cursor and its page size."""
+
+    filters: service.ListFilter
+    pairs: list[tuple[str, str]]
+    """The query string without its cursor (the pager's links add theirs)."""
+    after: str | None
+    limit: int
+
+
+async def list_query(
+    status: StatusParam = "",
+    slug: str = "",
+    model: str = "",
+    metadata: MetadataParam = None,
+    after: str | None = None,
+    limit: LimitParam = PAGE_SIZE,
+) -> ListQuery:
+    """The runs list's query from the filter form; empty fields filter nothing."""
     if status and status not in {s.value for s in Status}:
         raise InvalidRequest(f"Unknown status '{status}'.", param="status")
+    entries = [entry for entry in metadata or [] if entry.strip()]
     pairs = []
-    for entry in metadata:
-        if not entry.strip():
-            continue
+    for entry in entries:
         name, equals, value = entry.partition("=")
         if not equals or not name.strip():
             raise InvalidRequest("A metadata filter is written key=value.", param="metadata")
         pairs.append((name.strip(), value.strip()))
-    return service.ListFilter(
+    filters = service.ListFilter(
         status=status or None,
         slug=slug.strip() or None,
         model=model.strip() or None,
         metadata=tuple(pairs),
     )
+    query = [("status", status), ("slug", slug), ("model", model)]
+    query += [("metadata", entry) for entry in entries]
+    if limit != PAGE_SIZE:
+        query.append(("limit", str(limit)))
+    return ListQuery(filters, [(k, v) for k, v in query if v], after, limit)
 
 
-StatusParam = Annotated[str, Query()]
-MetadataParam = Annotated[list[str] | None, Query()]
-LimitParam = Annotated[int, Query(ge=1, le=100)]
+ListQueryDep = Annotated[ListQuery, Depends(list_query)]
 
 
 @router.get("", name="dashboard_runs")
@@ -86,25 +101,23 @@ async def runs(
     session: SessionDep,
     caller: PageCallerDep,
     templates: TemplatesDep,
-    status: StatusParam = "",
-    slug: str = "",
-    model: str = "",
-    metadata: MetadataParam = None,
-    after: str | None = None,
-    limit: LimitParam = PAGE_SIZE,
+    asked: ListQueryDep,
 ) -> Response:
     """The runs list: filters, newest first, paginated; the rows update themselves."""
-    filters = _filters(status, slug, model, metadata or [])
-    page = await views.runs_page(session, caller.scope, filters, after=after, limit=limit)
-    query = _query(status=status, slug=slug, model=model, metadata=metadata or [], limit=limit)
-    rows = _rows_html(request, templates, page, query)
+    rows = await _rows_html(request, session, caller, templates, asked)
+    form = dict(asked.pairs)
     return templates.page(
         request,
         "runs.html",
         {
-            "viewer": _viewer(request, caller),
+            "viewer": viewer(request, caller),
             "statuses": [s.value for s in Status],
-            "form": {"status": status, "slug": slug, "model": model, "metadata": metadata or []},
+            "form": {
+                "status": form.get("status", ""),
+                "slug": form.get("slug", ""),
+                "model": form.get("model", ""),
+                "metadata": [value for name, value in asked.pairs if name == "metadata"],
+            },
             # Rendered by the same template the polled fragment uses (autoescaped there).
             "rows": Markup(rows),  # noqa: S704
             "rows_etag": tag_of(rows),
@@ -120,52 +133,38 @@ async def rows(
     session: SessionDep,
     caller: FetchCallerDep,
     templates: TemplatesDep,
-    status: StatusParam = "",
-    slug: str = "",
-    model: str = "",
-    metadata: MetadataParam = None,
-    after: str | None = None,
-    limit: LimitParam = PAGE_SIZE,
+    asked: ListQueryDep,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     """The runs list's table as polled: 304 while it is what the page shows."""
-    filters = _filters(status, slug, model, metadata or [])
-    page = await views.runs_page(session, caller.scope, filters, after=after, limit=limit)
-    query = _query(status=status, slug=slug, model=model, metadata=metadata or [], limit=limit)
-    body = _rows_html(request, templates, page, query)
+    body = await _rows_html(request, session, caller, templates, asked)
     etag = tag_of(body)
     if none_match(if_none_match, etag):
         return Response(status_code=304, headers={"ETag": etag, **SECURITY_HEADERS})
     return templates.fragment(body, etag, final=False)
 
 
-def _rows_html(
-    request: Request, templates: Templates, page: views.RunsPage, query: list[tuple[str, str]]
+async def _rows_html(
+    request: Request,
+    session: SessionDep,
+    caller: Caller,
+    templates: Templates,
+    asked: ListQuery,
 ) -> str:
+    """The runs table and its pager, as the page shows them and the script polls them."""
+    page = await views.runs_page(
+        session, caller.scope, asked.filters, after=asked.after, limit=asked.limit
+    )
     older = None
     if page.next_after is not None:
-        older = urlencode([*query, ("after", page.next_after)])
-    return templates.html(
-        request,
-        "_rows.html",
-        {
-            "page": page,
-            "older": older,
-            "newest": urlencode(query),
-            "paged": "after" in request.query_params,
-        },
-    )
-
-
-def _query(
-    *, status: str, slug: str, model: str, metadata: list[str], limit: int
-) -> list[tuple[str, str]]:
-    """The list's query string, without its cursor, as pairs (empty fields left out)."""
-    pairs = [("status", status), ("slug", slug), ("model", model)]
-    pairs += [("metadata", entry) for entry in metadata]
-    if limit != PAGE_SIZE:
-        pairs.append(("limit", str(limit)))
-    return [(name, value) for name, value in pairs if value]
+        older = urlencode([*asked.pairs, ("after", page.next_after)])
+    context = {
+        "page": page,
+        "older": older,
+        "newest": urlencode(asked.pairs),
+        "paged": asked.after is not None,
+    }
+    return templates.html(request, "_rows.html", context)
 
 
 @router.get("/runs/{response_id}", name="dashboard_run")
@@ -182,14 +181,14 @@ async def run(
     try:
         detail = await views.run_detail(session, caller.scope, response_id, outputs=state.outputs)
     except NotFound:
-        context = {"viewer": _viewer(request, caller), "response_id": response_id}
+        context = {"viewer": viewer(request, caller), "response_id": response_id}
         return templates.page(request, "not_found.html", context, status_code=404)
     assert isinstance(detail, views.RunDetail)
     return templates.page(
         request,
         "run.html",
         {
-            "viewer": _viewer(request, caller),
+            "viewer": viewer(request, caller),
             "run": detail,
             "notice": notice,
             "live": Markup(_run_html(request, templates, detail)),  # noqa: S704 - autoescaped
@@ -254,7 +253,7 @@ async def usage_page(
     if (end - start).days >= usage.MAX_DAYS:
         raise InvalidRequest(f"Ask for at most {usage.MAX_DAYS} days.", param="start_date")
     report = await usage.usage_report(session, caller.scope, start, end)
-    context = {"viewer": _viewer(request, caller), "report": report}
+    context = {"viewer": viewer(request, caller), "report": report}
     return templates.page(request, "usage.html", context)
 
 
@@ -265,84 +264,6 @@ def _day(value: str, param: str) -> date | None:
         return date.fromisoformat(value)
     except ValueError:
         raise InvalidRequest(f"'{param}' must be a day, YYYY-MM-DD.", param=param) from None
-
-
-@router.get("/login", name="dashboard_login")
-async def login_form(
-    request: Request, state: StateDep, session: SessionDep, templates: TemplatesDep, next: str = ""
-) -> Response:
-    """The form that asks for a key (straight to the dashboard on an open API)."""
-    saved = key_in_cookie(request)
-    try:
-        caller = await authenticate(
-            None if saved is None else f"Bearer {saved}",
-            state.env_keys,
-            state.key_presence,
-            session,
-            state.sessions,
-        )
-    except Unauthorized as exc:
-        problem = None if saved is None else f"The saved key no longer works: {exc.message}"
-        return _login_page(request, templates, next, problem)
-    if caller is OPEN:
-        return RedirectResponse(_landing(request, next), status_code=303)
-    return _login_page(request, templates, next, None)
-
-
-@router.post("/login", dependencies=[SameOriginDep])
-async def login(
-    request: Request, state: StateDep, session: SessionDep, templates: TemplatesDep
-) -> Response:
-    """Check the key typed in and keep it in the dashboard's cookie."""
-    form = parse_qs((await request.body()).decode(errors="replace"))
-    key = form.get("key", [""])[0].strip()
-    target = form.get("next", [""])[0]
-    try:
-        await authenticate(
-            f"Bearer {key}", state.env_keys, state.key_presence, session, state.sessions
-        )
-    except Unauthorized as exc:
-        return _login_page(request, templates, target, exc.message, status_code=401)
-    answer = RedirectResponse(_landing(request, target), status_code=303)
-    answer.set_cookie(
-        COOKIE,
-        cookie_value(key),
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-        path=_root(request),
-    )
-    return answer
-
-
-@router.post("/logout", name="dashboard_logout", dependencies=[SameOriginDep])
-async def logout(request: Request) -> Response:
-    """Forget the key."""
-    answer = RedirectResponse(request.url_for("dashboard_login").path, status_code=303)
-    answer.delete_cookie(COOKIE, path=_root(request), httponly=True, samesite="strict")
-    return answer
-
-
-def _login_page(
-    request: Request,
-    templates: Templates,
-    target: str,
-    problem: str | None,
-    status_code: int = 200,
-) -> Response:
-    context = {"viewer": None, "next": target, "problem": problem}
-    return templates.page(request, "login.html", context, status_code=status_code)
-
-
-def _root(request: Request) -> str:
-    return str(request.url_for("dashboard_runs").path)
-
-
-def _landing(request: Request, target: str) -> str:
-    """Where to go after logging in: `target` if it is a dashboard page, else the runs list."""
-    root = _root(request)
-    inside = target == root or target.startswith((root + "/", root + "?"))
-    return target if inside and "\\" not in target and "//" not in target else root
 
 
 @router.get("/assets/{name}", name="dashboard_asset")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
@@ -94,3 +94,12 @@ class Templates:
 def tag_of(body: str) -> str:
     """A strong entity tag for generated text."""
     return f'"{hashlib.blake2b(body.encode(), digest_size=16).hexdigest()}"'
+
+
+async def get_templates(request: Request) -> Templates:
+    """The templates `install` loaded for this app."""
+    templates: Templates = request.app.state.dashboard_templates
+    return templates
+
+
+TemplatesDep = Annotated[Templates, Depends(get_templates)]
