@@ -117,6 +117,8 @@ class TimelineEntry:
     """What came out (the model's text, the tool's answer)."""
     facts: list[tuple[str, str]] = field(default_factory=list)
     error: bool = False
+    detail_title: str = "Input"
+    output_title: str = "Output"
 
 
 @dataclass(frozen=True)
@@ -262,7 +264,16 @@ def _llm_entry(step: LLMStep, number: int) -> TimelineEntry:
     if step.stop_reason:
         facts.append(("forced final by", step.stop_reason))
     what = f"{len(step.tool_calls)} tool call(s)" if step.tool_calls else "answer"
-    return TimelineEntry("llm", number, f"LLM call · {what}", asked, step.content or "", facts)
+    return TimelineEntry(
+        "llm",
+        number,
+        f"LLM call · {what}",
+        asked,
+        step.content or "",
+        facts,
+        detail_title="Tool calls asked for",
+        output_title="Text",
+    )
 
 
 def _operation(arguments: str) -> str:

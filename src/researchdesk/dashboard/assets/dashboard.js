@@ -67,6 +67,9 @@
           setState("live", "live");
         } else if (answer.status === 304) {
           setState("live", "live");
+        } else if (answer.status === 404) {
+          setState("gone", "stale");  // deleted, or no longer this key's to see
+          return;
         } else if (answer.status === 429) {
           delay = 1000 * Number(answer.headers.get("Retry-After") || 5);
           setState("rate limited", "stale");
