@@ -13,7 +13,13 @@ setup(
     packages=[*find_packages("src"), "researchdesk.migrations", "researchdesk.migrations.versions"],
     package_dir={"": "src", "researchdesk.migrations": "alembic"},
     package_data={
-        "researchdesk": ["py.typed", "testing/fixtures/**/*", "pricing/*.json"],
+        "researchdesk": [
+            "py.typed",
+            "testing/fixtures/**/*",
+            "pricing/*.json",
+            "dashboard/templates/*",
+            "dashboard/assets/*",
+        ],
         "researchdesk.migrations": ["script.py.mako"],
     },
 )

@@ -63,6 +63,8 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "api/routes.py": ("researchdesk.store", "sqlalchemy"),
     "api/webhooks.py": ("researchdesk.store", "sqlalchemy"),
     "api/keys.py": ("researchdesk.store", "sqlalchemy"),
+    "dashboard": ("researchdesk.worker", "researchdesk.tools", "researchdesk.pricing.routing"),
+    "dashboard/routes.py": ("researchdesk.store", "sqlalchemy"),
     "config.py": ("researchdesk.api", "researchdesk.store", "researchdesk.worker"),
     "errors.py": ("researchdesk.",),
     "master_key.py": ("researchdesk.",),

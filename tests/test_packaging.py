@@ -56,6 +56,16 @@ def test_the_wheel_carries_the_migrations_as_researchdesk_migrations(wheel: Path
         name.rsplit("/", 1)[1] for name in names if name.startswith("researchdesk/migrations/")
     )
     assert carried == sorted(["env.py", "script.py.mako", *VERSIONS])
+    # And the package's other data: the dashboard's templates and assets, the price snapshot.
+    package = ROOT / "src" / "researchdesk"
+    for folder in ("dashboard/templates", "dashboard/assets"):
+        for path in (package / folder).iterdir():
+            assert f"researchdesk/{folder}/{path.name}" in names
+    assert [
+        name
+        for name in names
+        if name.startswith("researchdesk/pricing/") and name.endswith(".json")
+    ]
     # Nothing installs as a top-level `alembic`: it would shadow the library.
     assert not [name for name in names if name.startswith("alembic")]
 

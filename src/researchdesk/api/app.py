@@ -23,6 +23,7 @@ from researchdesk.api.schemas import CreateResponseRequest
 from researchdesk.api.webhooks import CREATE_WEBHOOK_REF, CreateWebhookRequest
 from researchdesk.compose import open_core, open_worker
 from researchdesk.config import Settings
+from researchdesk.dashboard import install as install_dashboard
 
 
 def create_app(
@@ -72,6 +73,7 @@ def create_app(
     app.include_router(webhooks.router, prefix="/v1/webhook_endpoints", include_in_schema=False)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    install_dashboard(app)
     install_cors(app, settings)  # last, so outermost: errors carry its headers too
     app.openapi = _openapi(app)  # type: ignore[method-assign]
     return app

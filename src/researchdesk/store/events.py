@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import ColumnElement, insert, select, update
+from sqlalchemy import ColumnElement, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from researchdesk.store.models import EVENTS, RESPONSES, EventRow
@@ -88,3 +88,16 @@ async def live_text(session: AsyncSession, response_id: str, since: int) -> str:
         .order_by(EVENTS.c.sequence_number)
     )
     return "".join(str(data["delta"]) for data in (await session.execute(statement)).scalars())
+
+
+async def last_event_at(session: AsyncSession, response_ids: list[str]) -> dict[str, float]:
+    """When each response last changed (its latest event), in one query: for a run that ended
+    other than `completed`, which keeps no end time of its own, when it ended."""
+    if not response_ids:
+        return {}
+    statement = (
+        select(EVENTS.c.response_id, func.max(EVENTS.c.created_at))
+        .where(EVENTS.c.response_id.in_(response_ids))
+        .group_by(EVENTS.c.response_id)
+    )
+    return {rid: float(at) for rid, at in (await session.execute(statement)).all()}

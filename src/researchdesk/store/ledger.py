@@ -208,6 +208,50 @@ async def refund(session: AsyncSession, response_id: str, call_index: int) -> No
 
 
 @dataclass(frozen=True)
+class LedgerEntry:
+    """One LLM call of a response as the ledger holds it: reserved, then charged or refunded."""
+
+    call_index: int
+    attempt: int
+    model: str
+    provider: str | None
+    state: str
+    amount_micros: int
+    reserved_micros: int
+    counted: str
+    prompt_tokens: int
+    cached_tokens: int
+    completion_tokens: int
+    created_at: float
+    settled_at: float | None
+
+
+async def entries(session: AsyncSession, response_id: str) -> list[LedgerEntry]:
+    """Every ledger row of a response, in call order (for the dashboard's money table)."""
+    statement = (
+        select(LedgerRow).where(LedgerRow.response_id == response_id).order_by(LedgerRow.call_index)
+    )
+    return [
+        LedgerEntry(
+            row.call_index,
+            row.attempt,
+            row.model,
+            row.provider,
+            row.state,
+            int(row.amount_micros),
+            int(row.reserved_micros),
+            row.counted,
+            row.prompt_tokens,
+            row.cached_tokens,
+            row.completion_tokens,
+            row.created_at,
+            row.settled_at,
+        )
+        for row in (await session.execute(statement)).scalars()
+    ]
+
+
+@dataclass(frozen=True)
 class UsageBucket:
     """Spend and tokens for one day, model, provider and key."""
 
