@@ -36,9 +36,10 @@ def bearer(key: str) -> dict[str, str]:
     return {"authorization": f"Bearer {key}"}
 
 
-def make_key(service: httpx.Client, name: str, role: str = "user") -> str:
-    """A new database key's secret (made with the environment's admin key)."""
-    made = service.post("/v1/keys", json={"name": name, "role": role}, headers=bearer(ROOT))
+def make_key(service: httpx.Client, name: str, role: str = "user", **limits: object) -> str:
+    """A new database key's secret (made with the environment's admin key), with `limits`."""
+    body = {"name": name, "role": role, **limits}
+    made = service.post("/v1/keys", json=body, headers=bearer(ROOT))
     assert made.status_code == 200, made.text
     secret: str = made.json()["secret"]
     return secret

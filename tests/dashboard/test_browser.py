@@ -161,8 +161,12 @@ def test_a_user_key_sees_its_own_runs_and_an_admin_key_all(
     expect(admin.locator(".who .pill")).to_have_text("admin key")
     admin.click("nav >> text=Usage")
     expect(admin.locator("svg.chart")).to_have_count(3)
-    expect(admin.locator(".totals").nth(1)).to_contain_text("owner (key_")
-    expect(admin.locator(".totals").nth(1)).to_contain_text("other (key_")
+    per_key = admin.locator(".totals:not(.key-limits)").nth(1)
+    expect(per_key).to_contain_text("owner (key_")
+    expect(per_key).to_contain_text("other (key_")
+    # Each database key's limits and current windows (no limits set here).
+    expect(admin.locator(".key-limits tbody tr")).to_have_count(4)
+    expect(admin.locator(".key-limits")).to_contain_text("in flight: no limit")
     admin.screenshot(path=artifacts / "usage.png", full_page=True)
     # Logging out forgets the key.
     admin.click("text=Log out")

@@ -63,6 +63,44 @@ def test_each_key_sees_its_own_runs_and_spend_and_an_admin_all(
     assert "other (key_" not in owner.get("/dashboard/usage").text
 
 
+def key_limit_rows(page: str) -> list[str]:
+    """The text of each row of the usage page's key limits table."""
+    table = page.split('class="totals key-limits"', 1)
+    if len(table) == 1:
+        return []
+    body = table[1].split("</table>", 1)[0]
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", body, flags=re.S)[1:]
+    return [" ".join(re.sub(r"<[^>]+>", " ", row).split()) for row in rows]
+
+
+def test_the_usage_page_shows_each_keys_limits_and_windows(
+    service: httpx.Client, scenario: Scenario, log_in: LogIn
+) -> None:
+    limited = make_key(
+        service, "limited", daily_usd=0.5, monthly_usd=10, creates_per_minute=7, runs_in_flight=3
+    )
+    other = make_key(service, "other")
+    finished_run(service, limited, "limited's question")
+    usage = service.get("/v1/usage", headers={"authorization": f"Bearer {limited}"}).json()
+    (own,) = usage["keys"]
+    month, day = own["windows"]
+    assert day["spent_usd"] > 0
+
+    rows = key_limit_rows(log_in(limited).get("/dashboard/usage").text)
+    assert len(rows) == 2  # its month and its day; nothing of the other key
+    prefix = f"limited {own['api_key_id']} user month {month['period']} $10.000000"
+    assert rows[0].startswith(prefix)
+    assert f"${month['spent_usd']:.6f} $0.000000 ${month['remaining_usd']:.6f}" in rows[0]
+    assert "creates/min: 7 reads/min: no limit in flight: 3" in rows[0]
+    assert rows[1].startswith(f"day {day['period']} $0.500000 ${day['spent_usd']:.6f}")
+    # The admin sees every database key's; the other key (no limits) only its own.
+    assert len(key_limit_rows(log_in(ROOT).get("/dashboard/usage").text)) == 4
+    theirs = key_limit_rows(log_in(other).get("/dashboard/usage").text)
+    assert len(theirs) == 2
+    assert theirs[0].startswith("other ")
+    assert "no limit" in theirs[1]
+
+
 HOSTILE = "<script>alert('input')</script>"
 
 

@@ -81,7 +81,7 @@ async def usage(
         "object": "list",
         "data": data,
         "total_usd": format_usd(total),
-        "keys": await _key_windows(session, caller, state.settings),
+        "keys": await key_windows(session, caller, state.settings),
     }
 
 
@@ -92,7 +92,7 @@ def _key_label(owner: str | None, known: dict[str, ApiKeyRow]) -> str | None:
     return row.id if row is not None else owner[:12]
 
 
-async def _key_windows(
+async def key_windows(
     session: AsyncSession, caller: Caller, settings: Settings
 ) -> list[dict[str, Any]]:
     """Each visible database key with its limits (its rate limits as they apply: its own, else

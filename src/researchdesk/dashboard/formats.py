@@ -14,6 +14,13 @@ def usd(micros: int | None) -> str:
     return f"${micros_to_usd(micros):.6f}"
 
 
+def dollars(amount: float | None) -> str:
+    """An amount the API reports in USD (`GET /v1/usage`'s windows) as `usd` writes it."""
+    if amount is None:
+        return "—"
+    return f"${amount:.6f}"
+
+
 def when(seconds: float | None) -> str:
     """A Unix time as UTC, to the second."""
     if seconds is None:

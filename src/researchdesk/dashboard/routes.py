@@ -16,6 +16,7 @@ from researchdesk.api import service
 from researchdesk.api.auth import OPEN, Caller
 from researchdesk.api.conditional import none_match
 from researchdesk.api.deps import SessionDep, StateDep, storable_params
+from researchdesk.api.usage import key_windows
 from researchdesk.dashboard import usage, views
 from researchdesk.dashboard.access import (
     FetchCallerDep,
@@ -239,13 +240,15 @@ async def cancel(
 @router.get("/usage", name="dashboard_usage")
 async def usage_page(
     request: Request,
+    state: StateDep,
     session: SessionDep,
     caller: PageCallerDep,
     templates: TemplatesDep,
     start_date: str = "",
     end_date: str = "",
 ) -> Response:
-    """Spend per day, per model and provider, per key: charts and the totals."""
+    """Spend per day, per model and provider, per key: charts and the totals; and each key's
+    limits with where it stands in its current windows (as `GET /v1/usage` reports them)."""
     end = _day(end_date, "end_date") or datetime.now(UTC).date()
     start = _day(start_date, "start_date") or end - timedelta(days=USAGE_DAYS - 1)
     if start > end:
@@ -253,7 +256,8 @@ async def usage_page(
     if (end - start).days >= usage.MAX_DAYS:
         raise InvalidRequest(f"Ask for at most {usage.MAX_DAYS} days.", param="start_date")
     report = await usage.usage_report(session, caller.scope, start, end)
-    context = {"viewer": viewer(request, caller), "report": report}
+    limits = await key_windows(session, caller, state.settings)
+    context = {"viewer": viewer(request, caller), "report": report, "key_limits": limits}
     return templates.page(request, "usage.html", context)
 
 

@@ -48,7 +48,9 @@ class Templates:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.env.filters.update(usd=formats.usd, when=formats.when, duration=formats.duration)
+        self.env.filters.update(
+            usd=formats.usd, dollars=formats.dollars, when=formats.when, duration=formats.duration
+        )
         self.env.globals.update(
             budget_bar=charts.budget,
             columns=charts.columns,
