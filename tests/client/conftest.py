@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -19,6 +20,7 @@ KEY = "rd_client_tests_key"
 OTHER_KEY = "rd_client_tests_other_key"
 PACE_SECONDS = 0.1
 """Seconds per model call: a run takes about half a second, long enough to be cancelled."""
+SLOW_PACE_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -32,11 +34,11 @@ class Demo:
         return {**os.environ, "RESEARCHDESK_URL": self.url, "RESEARCHDESK_API_KEY": key}
 
 
-@pytest.fixture(scope="session")
-def demo() -> Iterator[Demo]:
-    """`researchdesk demo --serve` on a free port, until the session ends."""
+@contextmanager
+def running_demo(pace: float) -> Iterator[Demo]:
+    """`researchdesk demo --serve` on a free port, its model taking `pace` s a call."""
     command = [sys.executable, "-m", "researchdesk.cli", "--log-level", "warning", "demo"]
-    command += ["--serve", "--port", "0", "--pace", str(PACE_SECONDS)]
+    command += ["--serve", "--port", "0", "--pace", str(pace)]
     command += ["--api-key", KEY, "--api-key", OTHER_KEY]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
@@ -52,3 +54,18 @@ def demo() -> Iterator[Demo]:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=20)
         assert process.returncode == 0
+
+
+@pytest.fixture(scope="session")
+def demo() -> Iterator[Demo]:
+    """The demo for the whole session."""
+    with running_demo(PACE_SECONDS) as service:
+        yield service
+
+
+@pytest.fixture
+def slow_demo() -> Iterator[Demo]:
+    """A demo whose runs take seconds (`SLOW_PACE_SECONDS` a call): still going, whatever the
+    machine's load, when a test interrupts a client watching one."""
+    with running_demo(SLOW_PACE_SECONDS) as service:
+        yield service

@@ -216,7 +216,8 @@ def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert "must be a positive amount in USD" in capsys.readouterr().err
 
 
-def test_ctrl_c_leaves_the_run_going_and_says_how_to_resume(demo: Demo) -> None:
+def test_ctrl_c_leaves_the_run_going_and_says_how_to_resume(slow_demo: Demo) -> None:
+    demo = slow_demo  # its run takes seconds: it is still going when the client is interrupted
     command = [sys.executable, "-m", "researchdesk.cli", "ask", "Interrupted"]
     process = subprocess.Popen(
         command, env=demo.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
