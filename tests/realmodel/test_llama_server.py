@@ -15,6 +15,7 @@ import os
 import re
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from researchdesk.testing.hub import FakeHub
 from tests.conftest import ServiceFactory, SettingsFactory
@@ -186,6 +188,40 @@ def test_a_research_question_against_llama_server(
     assert sum(c for _, c in per_call) == usage["output_tokens"]
     expected = sum(math.ceil(p * INPUT_PRICE + c * OUTPUT_PRICE) for p, c in per_call)
     assert usage["total_usd"] == round(expected / 1_000_000, 6)
+    # The process's /metrics counted the same calls and tokens (scraped with the official
+    # parser), labelled with the real model's id.
+    scraped = httpx.get(f"{base}/metrics").text
+    samples = [
+        sample
+        for family in text_string_to_metric_families(scraped)
+        for sample in family.samples
+        if sample.labels.get("model") == MODEL
+    ]
+
+    def metric(name: str, **labels: str) -> float:
+        return sum(
+            sample.value
+            for sample in samples
+            if sample.name == name and labels.items() <= sample.labels.items()
+        )
+
+    assert metric("researchdesk_llm_call_seconds_count") == len(per_call)
+    assert metric("researchdesk_llm_tokens_total", kind="prompt") == usage["input_tokens"]
+    assert metric("researchdesk_llm_tokens_total", kind="completion") == usage["output_tokens"]
+    assert metric("researchdesk_llm_spend_microusd_total") == expected
+
+    # The terminal client shows the run: its status, tool calls and the model's answer.
+    shown = subprocess.run(
+        [sys.executable, "-m", "researchdesk.cli", "responses", "show", final.id, "--url", base],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "RESEARCHDESK_API_KEY": "unused"},
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert f"status    {final.status}" in shown.stdout
+    assert f"tokens    {usage['input_tokens']:,} in, {usage['output_tokens']:,} out" in shown.stdout
+    assert shown.stdout.count("hf_papers") >= len(calls)
+
     print(
         f"\nllama-server run: {final.status}, {usage['llm_calls']} LLM calls, {len(calls)} tool "
         f"calls (ids {[call.call_id for call in calls]}), "
