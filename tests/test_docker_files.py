@@ -343,6 +343,14 @@ def test_compose_start_order() -> None:
     assert service("migrate")["restart"] == "no"  # the string, not YAML's boolean
 
 
+def test_compose_workers_expose_their_metrics_on_the_network_only() -> None:
+    env = environment(service("worker"))
+    assert env["RESEARCHDESK_METRICS_PORT"] == "9101"
+    assert env["RESEARCHDESK_METRICS_HOST"] == "0.0.0.0"
+    settings = Settings(metrics_port=int(env["RESEARCHDESK_METRICS_PORT"] or 0))
+    assert settings.metrics_port == 9101
+
+
 def test_compose_worker_scales_and_stops_gracefully() -> None:
     worker = service("worker")
     assert worker["deploy"]["replicas"] == 2
