@@ -47,13 +47,20 @@ def test_serve_refuses_several_processes_on_sqlite(
     assert "--workers needs PostgreSQL" in capsys.readouterr().err
 
 
+def command_cli(
+    command: str, args: list[str], capsys: pytest.CaptureFixture[str]
+) -> tuple[int, dict[str, Any] | None, str]:
+    """Run `researchdesk COMMAND ARGS`: exit code, the JSON printed (if any), and stderr."""
+    code = cli.main([command, *args])
+    out, err = capsys.readouterr()
+    return code, json.loads(out) if out else None, err
+
+
 def webhooks_cli(
     args: list[str], capsys: pytest.CaptureFixture[str]
 ) -> tuple[int, dict[str, Any] | None, str]:
-    """Run `researchdesk webhooks ARGS`: exit code, the JSON printed (if any), and stderr."""
-    code = cli.main(["webhooks", *args])
-    out, err = capsys.readouterr()
-    return code, json.loads(out) if out else None, err
+    """Run `researchdesk webhooks ARGS`."""
+    return command_cli("webhooks", args, capsys)
 
 
 @pytest.mark.parametrize(
@@ -128,10 +135,8 @@ def test_webhooks_cli_applies_the_apis_rules(
 def keys_cli(
     args: list[str], capsys: pytest.CaptureFixture[str]
 ) -> tuple[int, dict[str, Any] | None, str]:
-    """Run `researchdesk keys ARGS`: exit code, the JSON printed (if any), and stderr."""
-    code = cli.main(["keys", *args])
-    out, err = capsys.readouterr()
-    return code, json.loads(out) if out else None, err
+    """Run `researchdesk keys ARGS`."""
+    return command_cli("keys", args, capsys)
 
 
 @pytest.mark.parametrize(
