@@ -32,7 +32,7 @@ async def claim(engine: AsyncEngine, limit: int) -> list[str]:
     """One claim round of up to `limit` runs, as the scheduler makes it (in no set order)."""
     sessions = create_sessionmaker(engine)
     async with sessions() as session, session.begin():
-        claims = await runs.claim_runs(session, "w1", 30, limit=limit)
+        claims = await runs.claim_runs(session, "w1", 30, limit=limit, max_attempts=3)
     return [claim.response_id for claim in claims]
 
 

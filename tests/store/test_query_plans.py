@@ -87,7 +87,7 @@ def page(owner: str | None = None, order: str = "desc", after: bool = False, **b
 def claim(session: AsyncSession) -> Awaitable[object]:
     """The worker's claim (with nothing to claim, it sends both of its UPDATEs, each selecting
     its candidates in a `WITH`)."""
-    return runs.claim_next(session, "w", 30)
+    return runs.claim_next(session, "w", 30, max_attempts=3)
 
 
 def insert(owner: str | None) -> Call:

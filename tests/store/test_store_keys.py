@@ -136,7 +136,7 @@ async def test_the_ledger_moves_the_windows_of_its_key(engine: AsyncEngine) -> N
     )
     async with sessions() as session, session.begin():
         await insert_response(session, response)
-        claim = await runs.claim_next(session, "w", 30)
+        claim = await runs.claim_next(session, "w", 30, max_attempts=3)
     assert claim is not None
     today = periods_of_day(day_of(time.time()))
 

@@ -61,7 +61,7 @@ async def test_claims_oldest_first_once(engine: AsyncEngine) -> None:
     claims = []
     for _ in range(3):
         async with sessions() as session, session.begin():
-            claims.append(await runs.claim_next(session, "w1", 30))
+            claims.append(await runs.claim_next(session, "w1", 30, max_attempts=3))
     assert claims == [runs.Claim(ids[0], 1), runs.Claim(ids[1], 1), None]
     async with sessions() as session:
         events = await read_events(session, ids[0], -1)
@@ -76,18 +76,18 @@ async def test_expired_lease_is_reclaimed_and_fences_the_old_owner(engine: Async
     [rid] = await add_rows(engine, 1)
     sessions = create_sessionmaker(engine)
     async with sessions() as session, session.begin():
-        first = await runs.claim_next(session, "w1", 30)
+        first = await runs.claim_next(session, "w1", 30, max_attempts=3)
     assert first is not None
     async with sessions() as session, session.begin():
         await runs.record_step(session, first, 0, step("one"), [])
         # The lease has not expired: nobody else may claim the run.
-        assert await runs.claim_next(session, "w2", 30) is None
+        assert await runs.claim_next(session, "w2", 30, max_attempts=3) is None
     async with sessions() as session, session.begin():
         await session.execute(
             update(ResponseRow).where(ResponseRow.id == rid).values(lease_expires_at=0)
         )
     async with sessions() as session, session.begin():
-        second = await runs.claim_next(session, "w2", 30)
+        second = await runs.claim_next(session, "w2", 30, max_attempts=3)
     assert second == runs.Claim(rid, 2)
     with pytest.raises(runs.LeaseLost):
         async with sessions() as session, session.begin():
@@ -114,10 +114,16 @@ async def test_runs_that_keep_dying_fail_after_max_attempts(engine: AsyncEngine)
     sessions = create_sessionmaker(engine)
     for attempt in (1, 2):
         async with sessions() as session, session.begin():
-            assert await runs.claim_next(session, "w", 30) == runs.Claim(rid, attempt)
+            assert await runs.claim_next(session, "w", 30, max_attempts=2) == runs.Claim(
+                rid, attempt
+            )
             await session.execute(
                 update(ResponseRow).where(ResponseRow.id == rid).values(lease_expires_at=0)
             )
+    # A claim that comes before `fail_exhausted` (its lease expired just after that statement
+    # read the clock) must not give the run a third attempt.
+    async with sessions() as session, session.begin():
+        assert await runs.claim_next(session, "w", 30, max_attempts=2) is None
     async with sessions() as session, session.begin():
         assert await runs.fail_exhausted(session, 2) == [rid]
     async with sessions() as session:
@@ -134,7 +140,7 @@ async def test_cancel_queued_is_immediate_and_in_progress_is_flagged(engine: Asy
         row = await find_response(session, queued, None)
         assert (await request_cancel(session, row)).status == Status.CANCELLED
     async with sessions() as session, session.begin():
-        claim = await runs.claim_next(session, "w", 30)
+        claim = await runs.claim_next(session, "w", 30, max_attempts=3)
     assert claim == runs.Claim(running, 1)
     async with sessions() as session, session.begin():
         row = await find_response(session, running, None)
@@ -157,7 +163,7 @@ async def test_concurrent_claimers_claim_each_run_once(engine: AsyncEngine) -> N
     async def claimer(name: str) -> None:
         for _ in range(100):
             async with sessions() as session, session.begin():
-                claim = await runs.claim_next(session, name, 30)
+                claim = await runs.claim_next(session, name, 30, max_attempts=3)
             if claim is None:
                 return
             claimed.append(claim)
@@ -176,9 +182,9 @@ async def test_a_batch_claims_the_oldest_runs_each_once_with_their_events(
     ids = await add_rows(engine, 5)
     sessions = create_sessionmaker(engine)
     async with sessions() as session, session.begin():
-        first = await runs.claim_runs(session, "w1", 30, limit=3)
+        first = await runs.claim_runs(session, "w1", 30, limit=3, max_attempts=3)
     async with sessions() as session, session.begin():
-        rest = await runs.claim_runs(session, "w1", 30, limit=3)
+        rest = await runs.claim_runs(session, "w1", 30, limit=3, max_attempts=3)
     assert sorted(c.response_id for c in first) == sorted(ids[:3])
     assert sorted(c.response_id for c in rest) == sorted(ids[3:])
     async with sessions() as session:
@@ -196,7 +202,7 @@ async def test_concurrent_batch_claimers_claim_each_run_once(engine: AsyncEngine
     async def claimer(name: str) -> None:
         while True:
             async with sessions() as session, session.begin():
-                batch = await runs.claim_runs(session, name, 30, limit=7)
+                batch = await runs.claim_runs(session, name, 30, limit=7, max_attempts=3)
             if not batch:
                 return
             claimed.extend(batch)

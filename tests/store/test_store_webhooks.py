@@ -59,7 +59,7 @@ async def finish_run(
     """Claim the queued run (unless `claim` is given) and write `status`, committed or not."""
     if claim is None:
         async with sessions() as session, session.begin():
-            claim = await runs.claim_next(session, "w", 30)
+            claim = await runs.claim_next(session, "w", 30, max_attempts=3)
     assert claim is not None
     async with sessions() as session:
         await session.begin()
@@ -150,7 +150,7 @@ async def test_a_queued_cancel_and_an_exhausted_run_enqueue_too(engine: AsyncEng
         await request_cancel(session, row)
     exhausted = await add_response(sessions)
     async with sessions() as session, session.begin():
-        await runs.claim_next(session, "w", 30)
+        await runs.claim_next(session, "w", 30, max_attempts=3)
         await session.execute(
             update(runs.ResponseRow)
             .where(runs.ResponseRow.id == exhausted)

@@ -29,6 +29,11 @@ async def claimed_run(deps: WorkerDeps, max_cost_usd: str = "0.5") -> runs.Claim
     async with deps.sessions() as session, session.begin():
         await insert_response(session, row)
     async with deps.sessions() as session, session.begin():
-        claim = await runs.claim_next(session, "test-worker", deps.settings.lease_seconds)
+        claim = await runs.claim_next(
+            session,
+            "test-worker",
+            deps.settings.lease_seconds,
+            max_attempts=deps.settings.max_attempts,
+        )
     assert claim is not None
     return claim

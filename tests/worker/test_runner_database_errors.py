@@ -60,7 +60,12 @@ async def claim(deps: WorkerDeps) -> runs.Claim:
     async with asyncio.timeout(HANG_GUARD_SECONDS):
         while True:
             async with deps.sessions() as session, session.begin():
-                claimed = await runs.claim_next(session, "test-worker", deps.settings.lease_seconds)
+                claimed = await runs.claim_next(
+                    session,
+                    "test-worker",
+                    deps.settings.lease_seconds,
+                    max_attempts=deps.settings.max_attempts,
+                )
             if claimed is not None:
                 return claimed
             await asyncio.sleep(0.05)

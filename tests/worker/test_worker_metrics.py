@@ -52,7 +52,7 @@ async def test_a_lost_lease_is_counted_and_the_takeover_as_resumed(make_deps: An
             .values(lease_expires_at=0)
         )
     async with deps.sessions() as session, session.begin():
-        takeover = await runs.claim_next(session, "other-worker", 30)
+        takeover = await runs.claim_next(session, "other-worker", 30, max_attempts=3)
     assert takeover is not None
     assert takeover.attempt == 2
     stalling.answer.set()

@@ -47,12 +47,16 @@ class Claim:
     """When the response was created (Unix seconds, the creating process's clock)."""
 
 
-def _claimable() -> list[tuple[ColumnElement[bool], list[UnaryExpression[Any]]]]:
+def _claimable(
+    max_attempts: int,
+) -> list[tuple[ColumnElement[bool], list[UnaryExpression[Any]]]]:
     """What a worker may claim, in the order it prefers: each a condition and the order to take
     its rows in, both matching an index so that finding the next run never scans or sorts.
 
     First a run whose lease expired, the longest-expired first (`ix_responses_status_lease`): it
-    was claimed before and has likely spent money already. Then the queued run of the lowest
+    was claimed before and has likely spent money already. One whose workers already stopped
+    `max_attempts` times is never claimed again: it is `fail_exhausted`'s, even when its lease
+    expired only after that statement read the clock. Then the queued run of the lowest
     turn, the oldest first among equal turns (`ix_responses_status_turn`): the turn, given at
     create time (`store.turns`), takes every caller's runs in rotation, so one caller's backlog
     does not hold up another's runs. The database clock is read once, in a subquery, because
@@ -62,6 +66,7 @@ def _claimable() -> list[tuple[ColumnElement[bool], list[UnaryExpression[Any]]]]
     expired = and_(
         ResponseRow.status == Status.IN_PROGRESS,
         ResponseRow.lease_expires_at < select(db_epoch()).scalar_subquery(),
+        ResponseRow.attempt - ResponseRow.releases < max_attempts,
     )
     queued = and_(ResponseRow.status == Status.QUEUED, ResponseRow.cancel_requested.is_(False))
     return [
@@ -70,14 +75,16 @@ def _claimable() -> list[tuple[ColumnElement[bool], list[UnaryExpression[Any]]]]
     ]
 
 
-async def claim_next(session: AsyncSession, worker_id: str, lease_seconds: float) -> Claim | None:
+async def claim_next(
+    session: AsyncSession, worker_id: str, lease_seconds: float, *, max_attempts: int
+) -> Claim | None:
     """Claim one run (see `claim_runs`)."""
-    claims = await claim_runs(session, worker_id, lease_seconds, limit=1)
+    claims = await claim_runs(session, worker_id, lease_seconds, limit=1, max_attempts=max_attempts)
     return claims[0] if claims else None
 
 
 async def claim_runs(
-    session: AsyncSession, worker_id: str, lease_seconds: float, *, limit: int
+    session: AsyncSession, worker_id: str, lease_seconds: float, *, limit: int, max_attempts: int
 ) -> list[Claim]:
     """Claim up to `limit` runs: those whose lease expired, then queued ones in turn (`_claimable`).
 
@@ -88,7 +95,7 @@ async def claim_runs(
     takes the database's write lock at once (what `BEGIN IMMEDIATE` would do): claimers serialise.
     """
     claimed: list[tuple[str, int, int, float]] = []
-    for condition, order in _claimable():
+    for condition, order in _claimable(max_attempts):
         if len(claimed) >= limit:
             break
         statement = _claim_statement(

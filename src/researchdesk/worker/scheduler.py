@@ -93,7 +93,11 @@ class Scheduler:
             started = time.perf_counter()
             async with self._sessions() as session, session.begin():
                 claims = await runs.claim_runs(
-                    session, self.worker_id, self._settings.lease_seconds, limit=free
+                    session,
+                    self.worker_id,
+                    self._settings.lease_seconds,
+                    limit=free,
+                    max_attempts=self._settings.max_attempts,
                 )
             now = time.time()
             waits = [
