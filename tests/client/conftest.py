@@ -63,9 +63,9 @@ def demo() -> Iterator[Demo]:
         yield service
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def slow_demo() -> Iterator[Demo]:
     """A demo whose runs take seconds (`SLOW_PACE_SECONDS` a call): still going, whatever the
-    machine's load, when a test interrupts a client watching one."""
+    machine's load, when a test interrupts or cancels one."""
     with running_demo(SLOW_PACE_SECONDS) as service:
         yield service

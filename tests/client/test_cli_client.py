@@ -24,13 +24,24 @@ CITATION = (
 )
 
 
-@pytest.fixture
-def client_env(demo: Demo, monkeypatch: pytest.MonkeyPatch) -> Demo:
-    """The client commands of this test reach the demo with `KEY`."""
+def point_at(demo: Demo, monkeypatch: pytest.MonkeyPatch) -> Demo:
+    """The client commands of this test reach `demo` with `KEY`."""
     for name, value in demo.env().items():
         if name.startswith("RESEARCHDESK_"):
             monkeypatch.setenv(name, value)
     return demo
+
+
+@pytest.fixture
+def client_env(demo: Demo, monkeypatch: pytest.MonkeyPatch) -> Demo:
+    """The client commands of this test reach the demo with `KEY`."""
+    return point_at(demo, monkeypatch)
+
+
+@pytest.fixture
+def slow_client_env(slow_demo: Demo, monkeypatch: pytest.MonkeyPatch) -> Demo:
+    """The client commands of this test reach the slow demo, whose runs take seconds."""
+    return point_at(slow_demo, monkeypatch)
 
 
 def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -113,7 +124,7 @@ def test_detach_prints_the_id_and_watch_follows_it_to_the_end(
 
 
 def test_cancel_ends_a_running_response_and_watch_reports_it(
-    client_env: Demo, capsys: pytest.CaptureFixture[str]
+    slow_client_env: Demo, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _, out, _ = run(["ask", "To be cancelled", "--detach"], capsys)
     response_id = out.strip()
@@ -123,7 +134,11 @@ def test_cancel_ends_a_running_response_and_watch_reports_it(
     code, _, err = run(["responses", "watch", response_id], capsys)
     assert code == 5  # cancelled
     assert err.splitlines()[-1].startswith(f"{response_id} cancelled: ")
-    # Cancelling what already completed is the service's 400, shown as its message.
+
+
+def test_cancelling_a_completed_response_shows_the_services_error(
+    client_env: Demo, capsys: pytest.CaptureFixture[str]
+) -> None:
     done = run(["ask", "Done", "--detach"], capsys)[1].strip()
     wait_until_ended(client_env, done)
     code, out, err = run(["responses", "cancel", done], capsys)

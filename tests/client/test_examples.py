@@ -95,8 +95,8 @@ def test_resume_stream_shows_only_the_events_after_the_last_one_seen(demo: Demo)
     assert after[-1][1:] == ("response.completed", "status=completed")
 
 
-def test_cancel(demo: Demo) -> None:
-    lines = run_example(demo, "cancel.sh")
+def test_cancel(slow_demo: Demo) -> None:
+    lines = run_example(slow_demo, "cancel.sh")  # its runs take seconds: cancelled while going
     assert lines[1:3] == ["after cancel: cancelled", "cancel again: cancelled"]
     assert re.fullmatch(r"spent before it stopped: [0-9.e-]+ USD", lines[3])
 
@@ -121,7 +121,7 @@ def test_idempotent_create(demo: Demo) -> None:
 
 
 def test_usage(demo: Demo) -> None:
-    run_example(demo, "cancel.sh")  # something spent, whatever ran before
+    run_example(demo, "create_and_poll.sh")  # something spent, whatever ran before
     lines = run_example(demo, "usage.sh")
     total = float(lines[-1].removeprefix("total: ").removesuffix(" USD"))
     buckets = [line.split() for line in lines[:-1]]
