@@ -159,6 +159,44 @@ def test_the_queue_is_read_from_the_database(api_only: httpx.Client, database_ur
     assert value(samples, "researchdesk_runs_finished_total", status="cancelled") == 1
 
 
+def test_each_request_is_timed_by_method_route_template_and_status(
+    api_only: httpx.Client,
+) -> None:
+    created = [
+        api_only.post("/v1/responses", json={"input": "q", "background": True}) for _ in range(2)
+    ]
+    for _ in range(3):
+        assert api_only.get(f"/v1/responses/{created[0].json()['id']}").status_code == 200
+    assert api_only.get("/v1/responses/resp_0123456789abcdef0123456789abcdef").status_code == 404
+    assert api_only.post("/v1/responses", content=b"{").status_code == 400
+    assert api_only.get("/no/such/path/resp_secret").status_code == 404
+    assert api_only.request("BREW", "/v1/responses").status_code == 405
+    assert api_only.get(f"/responses/{created[1].json()['id']}").status_code == 200  # no /v1
+    assert api_only.get("/healthz").status_code == 200
+    samples = scrape(api_only)
+
+    def count(**labels: str) -> float:
+        return value(samples, "researchdesk_http_request_seconds_count", **labels)
+
+    one = "/v1/responses/{response_id}"
+    assert count(method="POST", route="/v1/responses", status="200") == 2
+    assert count(method="POST", route="/v1/responses", status="400") == 1
+    assert count(method="GET", route=one, status="200") == 3
+    assert count(method="GET", route=one, status="404") == 1
+    assert count(method="GET", route="unmatched", status="404") == 1
+    assert count(method="other", status="405") == 1
+    assert count(method="GET", route="/responses/{response_id}", status="200") == 1
+    assert count(method="GET", route="/healthz", status="200") == 1
+    assert count() == 11  # this scrape is counted from the next one on
+    routes = {s.labels["route"] for s in samples if s.name.startswith("researchdesk_http_")}
+    # Templates, never a client's path.
+    assert routes == {"/v1/responses", one, "/responses/{response_id}", "/healthz", "unmatched"}
+    # The process's own CPU, memory and collections (one process: no multiprocess folder).
+    assert value(samples, "process_cpu_seconds_total") > 0
+    assert value(samples, "process_resident_memory_bytes") > 0
+    assert "python_gc_collections_total" in names(samples)
+
+
 def test_with_api_keys_on_only_admins_scrape_unless_metrics_are_public(
     make_settings: SettingsFactory, sqlite_url: str
 ) -> None:

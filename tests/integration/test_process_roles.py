@@ -167,6 +167,8 @@ def test_serve_with_several_processes_shows_the_sum_of_their_metrics(
                 samples = scrape(client)
             assert value(samples, "researchdesk_runs_created_total") == 6
             assert value(samples, "researchdesk_queue_depth") == 6
+            creates = value(samples, "researchdesk_http_request_seconds_count", method="POST")
+            assert creates == 6
     finally:
         server.stop()
     assert server.log.read_text().count("Started server process") == 2

@@ -15,6 +15,7 @@ from researchdesk.api.auth import env_keys
 from researchdesk.api.cors import install_cors
 from researchdesk.api.deps import AppState
 from researchdesk.api.errors import BodySizeLimitMiddleware, install_error_handlers
+from researchdesk.api.http_metrics import HttpMetrics
 from researchdesk.api.keys import CREATE_KEY_REF, UPDATE_KEY_REF, CreateKeyRequest, UpdateKeyRequest
 from researchdesk.api.limited import RateLimitHeaders
 from researchdesk.api.rate_limits import RateLimiter
@@ -64,6 +65,7 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RateLimitHeaders)
+    app.add_middleware(HttpMetrics)
     app.include_router(routes.router, prefix="/v1")
     app.include_router(routes.router, include_in_schema=False)
     app.include_router(usage.router, prefix="/v1")

@@ -11,7 +11,15 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    multiprocess,
+)
 from prometheus_client.registry import Collector
 
 from researchdesk.pricing.models import InvalidModelId, ModelRef
@@ -35,6 +43,7 @@ LLM_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 300)
 TOOL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 CLAIM_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600)
+HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
 
 
 class BoundedLabel:
@@ -145,6 +154,20 @@ class Metrics:
             ["result"],
             registry=registry,
         )
+        self._http = Histogram(
+            "researchdesk_http_request_seconds",
+            "API requests by method, route template and status: seconds until the answer "
+            "started (its headers; a stream's events come after).",
+            ["method", "route", "status"],
+            registry=registry,
+            buckets=HTTP_BUCKETS,
+        )
+        if self._shared_dir is None:
+            # CPU, memory, open files and the interpreter's collections of this process. A
+            # multiprocess scrape sums files, which these are not: `serve --workers N` has none.
+            ProcessCollector(registry=registry)
+            PlatformCollector(registry=registry)
+            GCCollector(registry=registry)
         self._webhooks = Counter(
             "researchdesk_webhook_attempts",
             "Webhook delivery attempts, by outcome (delivered, failed, lost: the delivery was "
@@ -222,6 +245,10 @@ class Metrics:
     def webhook_attempt(self, outcome: str) -> None:
         """A webhook delivery attempt ended: `delivered`, `failed` or `lost`."""
         self._webhooks.labels(outcome).inc()
+
+    def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """The API answered a request on `route` (a template, never a client's path)."""
+        self._http.labels(method, route, str(status)).observe(seconds)
 
     def _labels(self, model_id: str, provider: str | None) -> tuple[str, str]:
         """The bounded (model, provider) labels of a model id and the provider that served it
