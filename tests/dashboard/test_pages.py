@@ -119,19 +119,38 @@ def test_runs_list_shows_each_run_with_its_cost_against_its_cap(
     assert bad.status_code == 400
 
 
-def test_runs_list_pages_newest_first(
+def test_runs_list_pages_newest_first_older_and_newer(
     service: httpx.Client, scenario: Scenario, log_in: LogIn
 ) -> None:
-    ids = [finished_run(service, ROOT, f"question {n}") for n in range(3)]
+    ids = [finished_run(service, ROOT, f"question {n}") for n in range(5)]
     client = log_in(ROOT)
+
+    def follow(page: str, link: str) -> str:
+        found = re.search(rf'href="(/dashboard\?[^"]*)">{link}', page)
+        assert found is not None, link
+        return client.get(found.group(1).replace("&amp;", "&")).text
+
     first = client.get("/dashboard", params={"limit": 2}).text
-    assert listed(first) == [ids[2], ids[1]]
-    older = re.search(r'href="(/dashboard\?[^"]*after=[^"]+)">Older', first)
-    assert older is not None
-    second = client.get(older.group(1).replace("&amp;", "&")).text
-    assert listed(second) == [ids[0]]
-    assert "« Newest" in second
-    assert "Older" not in second
+    assert listed(first) == [ids[4], ids[3]]
+    assert "Newer" not in first
+    assert "« Newest" not in first
+    second = follow(first, "Older")
+    assert listed(second) == [ids[2], ids[1]]
+    third = follow(second, "Older")
+    assert listed(third) == [ids[0]]
+    assert "« Newest" in third
+    assert "Older" not in third
+    # Back again: each newer page is the one the older link came from, the filters kept.
+    back = follow(third, "‹ Newer")
+    assert listed(back) == [ids[2], ids[1]]
+    assert "limit=2" in back
+    newest = follow(back, "‹ Newer")
+    assert listed(newest) == [ids[4], ids[3]]
+    assert "Newer" not in newest
+    assert listed(follow(newest, "Older")) == [ids[2], ids[1]]
+    # A cursor of a run that is gone starts again from the newest.
+    stale = client.get("/dashboard", params={"limit": 2, "before": "resp_gone"}).text
+    assert listed(stale) == [ids[4], ids[3]]
 
 
 def test_polled_fragments_answer_304_until_something_changes(

@@ -141,7 +141,13 @@ def test_hostile_text_is_shown_as_text(
 
 @pytest.mark.parametrize(
     ("param", "value"),
-    [("slug", "a\x00b"), ("metadata", "k=\x00"), ("model", "m\x00"), ("after", "resp_\x00")],
+    [
+        ("slug", "a\x00b"),
+        ("metadata", "k=\x00"),
+        ("model", "m\x00"),
+        ("after", "resp_\x00"),
+        ("before", "\x00"),
+    ],
 )
 def test_unstorable_filters_are_refused(
     service: httpx.Client, log_in: LogIn, param: str, value: str
@@ -155,7 +161,9 @@ def test_unstorable_filters_are_refused(
 
 def test_odd_filters_find_nothing_and_break_nothing(service: httpx.Client, log_in: LogIn) -> None:
     client = log_in(ROOT)
-    for raw in ("slug=%ED%A0%80", "metadata=%ED%A0%80%3D1", "slug=%F0%9F%98%80", "after=resp_x"):
+    odd = ["slug=%ED%A0%80", "metadata=%ED%A0%80%3D1", "slug=%F0%9F%98%80", "after=resp_x"]
+    odd += ["before=resp_x", "before=%ED%A0%80", "after=resp_x&before=resp_y"]
+    for raw in odd:
         answer = client.get(f"/dashboard?{raw}")
         assert answer.status_code == 200, raw
         assert listed(answer.text) == set()

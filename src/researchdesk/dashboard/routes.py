@@ -60,6 +60,7 @@ class ListQuery:
     """The query string without its cursor (the pager's links add theirs)."""
     after: str | None
     limit: int
+    before: str | None = None
 
 
 async def list_query(
@@ -68,6 +69,7 @@ async def list_query(
     model: str = "",
     metadata: MetadataParam = None,
     after: str | None = None,
+    before: str | None = None,
     limit: LimitParam = PAGE_SIZE,
 ) -> ListQuery:
     """The runs list's query from the filter form; empty fields filter nothing."""
@@ -90,7 +92,7 @@ async def list_query(
     query += [("metadata", entry) for entry in entries]
     if limit != PAGE_SIZE:
         query.append(("limit", str(limit)))
-    return ListQuery(filters, [(k, v) for k, v in query if v], after, limit)
+    return ListQuery(filters, [(k, v) for k, v in query if v], after, limit, before)
 
 
 ListQueryDep = Annotated[ListQuery, Depends(list_query)]
@@ -154,16 +156,24 @@ async def _rows_html(
 ) -> str:
     """The runs table and its pager, as the page shows them and the script polls them."""
     page = await views.runs_page(
-        session, caller.scope, asked.filters, after=asked.after, limit=asked.limit
+        session,
+        caller.scope,
+        asked.filters,
+        after=asked.after,
+        before=asked.before,
+        limit=asked.limit,
     )
-    older = None
+    older = newer = None
     if page.next_after is not None:
         older = urlencode([*asked.pairs, ("after", page.next_after)])
+    if page.previous_before is not None:
+        newer = urlencode([*asked.pairs, ("before", page.previous_before)])
     context = {
         "page": page,
         "older": older,
+        "newer": newer,
         "newest": urlencode(asked.pairs),
-        "paged": asked.after is not None,
+        "paged": asked.after is not None or asked.before is not None,
     }
     return templates.html(request, "_rows.html", context)
 

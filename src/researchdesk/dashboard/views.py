@@ -51,10 +51,13 @@ class RunSummary:
 
 @dataclass(frozen=True)
 class RunsPage:
-    """A page of the runs list, newest first, and the cursor of the next one."""
+    """A page of the runs list, newest first, and the cursors of the pages either side."""
 
     runs: list[RunSummary]
     next_after: str | None
+    """The cursor of the older page (`after`), when there are older runs."""
+    previous_before: str | None = None
+    """The cursor of the newer page (`before`), when this is not the newest page."""
 
 
 def title_of(row: ResponseRow) -> str:
@@ -71,17 +74,33 @@ def title_of(row: ResponseRow) -> str:
 
 
 async def runs_page(
-    session: AsyncSession, scope: str | None, filters: ListFilter, *, after: str | None, limit: int
+    session: AsyncSession,
+    scope: str | None,
+    filters: ListFilter,
+    *,
+    after: str | None,
+    limit: int,
+    before: str | None = None,
 ) -> RunsPage:
-    """The runs `scope` may see that match `filters`, newest first, after the cursor `after`."""
+    """The runs `scope` may see that match `filters`, newest first: the page older than the
+    cursor `after`, or the one newer than the cursor `before` (the newest page without either).
+    """
+    newer = before is not None
     cursor = None
-    if after is not None:
-        cursor = await store.find_response(session, after, scope)
+    if before is not None or after is not None:
+        cursor = await store.find_response(session, before or after or "", scope)
         if cursor is None:
-            after = None  # a stale cursor (a deleted run): start again from the newest
+            newer = False  # a stale cursor (a deleted run): start again from the newest
     rows, has_more = await store.list_responses(
-        session, scope, filters, after=cursor, limit=limit, order="desc"
+        session, scope, filters, after=cursor, limit=limit, order="asc" if newer else "desc"
     )
+    if newer:
+        # The runs just newer than the cursor, taken oldest first: shown newest first, with
+        # the cursor's own page (at least the cursor) older than them.
+        rows.reverse()
+        has_newer, has_older = has_more, True
+    else:
+        has_newer, has_older = cursor is not None, has_more
     ids = [row.id for row in rows]
     spent = await ledger.spent_for(session, ids)
     ended = await events.last_event_at(session, [r.id for r in rows if Status(r.status).terminal])
@@ -101,7 +120,11 @@ async def runs_page(
         )
         for row in rows
     ]
-    return RunsPage(runs, ids[-1] if has_more and ids else None)
+    return RunsPage(
+        runs,
+        next_after=ids[-1] if has_older and ids else None,
+        previous_before=ids[0] if has_newer and ids else None,
+    )
 
 
 @dataclass(frozen=True)
