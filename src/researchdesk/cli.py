@@ -13,7 +13,7 @@ import sys
 import tempfile
 from typing import TYPE_CHECKING, Any
 
-from researchdesk import cli_client, cli_keys, cli_webhooks
+from researchdesk import cli_client, cli_keys, cli_secret_key, cli_webhooks
 from researchdesk.config import MAX_WORKER_CONCURRENCY, Settings
 from researchdesk.observability.logs import logging_config, secrets_of
 from researchdesk.observability.metrics import SHARED_DIR_ENV
@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
 
     cli_keys.add_parser(commands)
     cli_webhooks.add_parser(commands)
+    cli_secret_key.add_parser(commands)
     cli_client.add_parsers(commands)
 
     demo = commands.add_parser("demo", help="an offline demo with a scripted model")
@@ -98,11 +99,15 @@ def main(argv: list[str] | None = None) -> int:
             log_config=_configure_logging(settings, args.log_level),
         )
     if args.command == "worker":
+        from researchdesk.store.deployment import MasterKeyMismatch
         from researchdesk.worker.main import run_worker  # keeps `migrate` light
 
         settings = Settings()
         _configure_logging(settings, args.log_level)
-        asyncio.run(run_worker(settings, args.concurrency))
+        try:
+            asyncio.run(run_worker(settings, args.concurrency))
+        except MasterKeyMismatch:
+            return 1  # logged, in one line, as it was found
         return 0
     if args.command == "migrate":
         asyncio.run(_migrate(Settings()))
@@ -112,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         return cli_keys.run(args, Settings())
     if args.command == "webhooks":
         return cli_webhooks.run(args, Settings())
+    if args.command == "secret-key":
+        return cli_secret_key.run(args, Settings())
     if args.command in ("ask", "responses", "usage"):
         return cli_client.run(args)
     if args.command == "demo":

@@ -6,6 +6,7 @@ their database, notifier and price catalog with `open_core`, and a worker with `
 
 from __future__ import annotations
 
+import logging
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
@@ -22,15 +23,19 @@ from researchdesk.observability.metered import MeteredCache, MeteredModel
 from researchdesk.observability.metrics import Metrics
 from researchdesk.pricing.source import CatalogSource
 from researchdesk.retry import RetryPolicy
+from researchdesk.store import deployment
 from researchdesk.store.cache import DatabaseCache
 from researchdesk.store.db import create_engine, create_sessionmaker
 from researchdesk.store.migrate import upgrade_to_head
 from researchdesk.store.notify import Notifier
+from researchdesk.store.outage import is_database_error
 from researchdesk.store.pg_notify import create_notifier
 from researchdesk.tools.hf_papers.tool import HfPapersTool
 from researchdesk.worker.deliveries import DeliveryLoop
 from researchdesk.worker.deps import WorkerDeps
 from researchdesk.worker.scheduler import Scheduler
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -55,17 +60,38 @@ async def open_core(settings: Settings, stack: AsyncExitStack, *, migrate: bool)
     stack.push_async_callback(engine.dispose)
     if migrate:
         await upgrade_to_head(engine)
+    sessions = create_sessionmaker(engine)
+    await _check_master_key(sessions, master_key)
     notifier = create_notifier(settings.database_url)
     await notifier.start()
     stack.push_async_callback(notifier.close)
     return Core(
         settings=settings,
-        sessions=create_sessionmaker(engine),
+        sessions=sessions,
         notifier=notifier,
         prices=CatalogSource.from_settings(settings),
         master_key=master_key,
         metrics=Metrics(),
     )
+
+
+async def _check_master_key(
+    sessions: async_sessionmaker[AsyncSession], master_key: MasterKey
+) -> None:
+    """Stop here (`MasterKeyMismatch`) if the deployment's master key is another; record this
+    one if none is yet. A database that cannot be reached now is no reason not to start (a
+    worker waits for it): the delivery loop and the webhook routes check again before they
+    sign or show a secret."""
+    try:
+        async with sessions() as session, session.begin():
+            await deployment.check_master_key(session, master_key)
+    except deployment.MasterKeyMismatch as exc:
+        logger.error("not starting: %s", exc)
+        raise
+    except Exception as exc:
+        if not is_database_error(exc):
+            raise
+        logger.warning("master key: not checked now, the database could not be read: %r", exc)
 
 
 async def open_worker(

@@ -95,6 +95,14 @@ class DatabaseUnavailable(ResearchDeskError):
     code = "database_unavailable"
 
 
+class Misconfigured(ResearchDeskError):
+    """This server cannot do what was asked until an operator fixes its configuration (503)."""
+
+    status_code = 503
+    error_type = "server_error"
+    code = "server_misconfigured"
+
+
 class RateLimited(ResearchDeskError):
     """The caller is over one of its rate limits (429); `Retry-After` says when to come back."""
 

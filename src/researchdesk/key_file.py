@@ -51,6 +51,13 @@ def load_master_key(settings: Settings) -> MasterKey:
     return MasterKey.from_text(read_or_create_key_file(path))
 
 
+def master_key_source(settings: Settings) -> str:
+    """Where `load_master_key` takes the key from, in words."""
+    if settings.secret_key is not None:
+        return "RESEARCHDESK_SECRET_KEY"
+    return f"the key file {key_file_path(settings)}"
+
+
 def key_file_path(settings: Settings) -> Path:
     """`RESEARCHDESK_SECRET_KEY_FILE`, or `researchdesk.secret` in the SQLite database's
     directory (the working directory for PostgreSQL or an in-memory SQLite database)."""

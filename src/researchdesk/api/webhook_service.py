@@ -10,17 +10,21 @@ at each rotation), never stored.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from researchdesk.config import Settings
-from researchdesk.errors import InvalidRequest, NotFound
+from researchdesk.errors import InvalidRequest, Misconfigured, NotFound
 from researchdesk.master_key import MasterKey
 from researchdesk.store import webhooks as store
+from researchdesk.store.deployment import MasterKeyMismatch, check_master_key
 from researchdesk.store.models import WebhookAttemptRow, WebhookDeliveryRow, WebhookEndpointRow
 from researchdesk.webhooks.addresses import Resolver, UnsafeURL, resolve_host, resolve_target
 from researchdesk.webhooks.signing import endpoint_secret, new_salt, secret_hint
+
+logger = logging.getLogger(__name__)
 
 
 class EndpointRequest(Protocol):
@@ -55,6 +59,7 @@ async def create_endpoint(
         raise InvalidRequest(
             "The URL's host could not be resolved in time.", param="url", code="unresolvable_host"
         ) from None
+    await _check_master_key(master_key, session)
     row = store.new_endpoint(
         owner=owner,
         name=request.name or "",
@@ -76,9 +81,24 @@ async def rotate_secret(
     signed with the new one.
     """
     row = await get_endpoint(session, owner, endpoint_id)
+    await _check_master_key(master_key, session)
     await store.set_salt(session, row, new_salt())
     await session.commit()
     return _with_secret(master_key, row)
+
+
+async def _check_master_key(master_key: MasterKey, session: AsyncSession) -> None:
+    """Show no secret derived from a master key that is not the deployment's: the workers
+    would sign with another (`store.deployment`)."""
+    try:
+        await check_master_key(session, master_key)
+    except MasterKeyMismatch as exc:
+        logger.error("webhooks: no secret shown: %s", exc)
+        raise Misconfigured(
+            "This process's master key is not the one the rest of the deployment uses, so it "
+            "shows no webhook secret: an operator must give every host the same "
+            "RESEARCHDESK_SECRET_KEY (`researchdesk secret-key show`). Nothing was changed."
+        ) from None
 
 
 async def get_endpoint(

@@ -351,3 +351,18 @@ class RateLimitRow(Base):
 
 RATE_LIMITS: Table = RateLimitRow.__table__  # type: ignore[assignment]
 """For Core statements: an ORM-enabled upsert costs more CPU than the statement itself."""
+
+
+class DeploymentRow(Base):
+    """What every process of the deployment checks itself against (`store.deployment`): one
+    row, `id` 1, written by the first process that started with this table."""
+
+    __tablename__ = "deployment"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    master_key_id: Mapped[str] = mapped_column(String(64))
+    """`store.deployment.key_id` of the master key webhook signing secrets derive from."""
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+DEPLOYMENT: Table = DeploymentRow.__table__  # type: ignore[assignment]

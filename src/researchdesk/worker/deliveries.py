@@ -29,6 +29,7 @@ from researchdesk.master_key import MasterKey
 from researchdesk.observability.logs import worker_context
 from researchdesk.observability.metrics import Metrics
 from researchdesk.store import webhooks as store
+from researchdesk.store.deployment import MasterKeyMismatch, check_master_key
 from researchdesk.store.notify import Notifier
 from researchdesk.store.outage import is_database_outage
 from researchdesk.webhooks.addresses import Resolver, UnsafeURL, resolve_host, resolve_target
@@ -68,6 +69,8 @@ class DeliveryLoop:
         self._wake = asyncio.Event()
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
+        self._refusing = False
+        """Whether the last check found this worker's master key not the deployment's."""
         if notifier is not None:
             notifier.on_run_ended(self._run_ended)
 
@@ -113,7 +116,7 @@ class DeliveryLoop:
 
     async def _claim_available(self) -> None:
         free = self._settings.webhook_concurrency - len(self._deliveries)
-        if free <= 0 or self._stopping:
+        if free <= 0 or self._stopping or not await self._key_is_the_deployments():
             return
         async with self._sessions() as session, session.begin():
             claims = await store.claim_deliveries(
@@ -124,6 +127,23 @@ class DeliveryLoop:
             self._deliveries[claim.delivery_id] = task
         if len(claims) == free:
             self._wake.set()  # more may be due: look again as soon as a slot frees
+
+    async def _key_is_the_deployments(self) -> bool:
+        """Whether this worker may sign: its master key is the deployment's. Else it sends
+        nothing, so that no receiver gets a delivery signed with a secret it was never shown;
+        the deliveries wait, due, for a worker with the right key."""
+        try:
+            async with self._sessions() as session, session.begin():
+                await check_master_key(session, self._master_key)
+        except MasterKeyMismatch as exc:
+            if not self._refusing:
+                logger.error("webhooks: not sending any: %s", exc)
+            self._refusing = True
+            return False
+        if self._refusing:
+            logger.info("webhooks: this worker's master key is the deployment's again")
+        self._refusing = False
+        return True
 
     async def _deliver(self, claim: store.DeliveryClaim) -> None:
         try:
