@@ -23,6 +23,7 @@ from researchdesk.api.webhooks import CreateWebhookRequest
 from researchdesk.config import Settings
 from researchdesk.master_key import MasterKey
 from researchdesk.status import Status
+from researchdesk.store import deployment
 from researchdesk.store import webhooks as store
 from researchdesk.store.db import create_sessionmaker
 from researchdesk.store.models import WebhookAttemptRow, WebhookDeliveryRow
@@ -314,11 +315,14 @@ async def all_failed(sessions: async_sessionmaker[AsyncSession]) -> bool:
 async def test_another_master_key_signs_with_secrets_the_receiver_cannot_verify(
     engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], receiver: WebhookReceiver
 ) -> None:
-    # The master key changed after the endpoint was registered: its secret changed with it.
+    # The master key changed after the endpoint was registered (and was adopted, as
+    # `researchdesk secret-key adopt` does): its secret changed with it.
     settings = settings_for(engine)
     hook = await register(sessions, settings, f"{receiver.url}/hooks")
     await end_responses(sessions)
     other = MasterKey.from_text("another-master-key-than-the-one-at-creation")
+    async with sessions() as session, session.begin():
+        await deployment.adopt_master_key(session, other)
 
     async with running(settings, sessions, master_key=other):
         [got] = await asyncio.to_thread(receiver.wait_for, 1)
