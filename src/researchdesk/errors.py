@@ -96,11 +96,16 @@ class DatabaseUnavailable(ResearchDeskError):
 
 
 class Misconfigured(ResearchDeskError):
-    """This server cannot do what was asked until an operator fixes its configuration (503)."""
+    """This server cannot do what was asked until an operator fixes its configuration (503).
+
+    Retrying soon does not help, so clients (the `openai` SDK reads `x-should-retry`) are told
+    not to retry it as they would another 503.
+    """
 
     status_code = 503
     error_type = "server_error"
     code = "server_misconfigured"
+    default_headers: ClassVar[Mapping[str, str]] = {"x-should-retry": "false"}
 
 
 class RateLimited(ResearchDeskError):

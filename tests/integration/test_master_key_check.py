@@ -128,6 +128,7 @@ def test_a_process_whose_key_is_not_the_deployments_shows_and_signs_nothing(
         refused = service.post("/v1/webhooks", json={"url": receiver.url, "event_types": ALL})
         assert refused.status_code == 503
         assert refused.json()["error"]["code"] == "server_misconfigured"
+        assert refused.headers["x-should-retry"] == "false"  # the SDK would retry a 503
         rotate = service.post(f"/v1/webhooks/{hook['id']}/rotate_secret")
         assert rotate.status_code == 503
         assert [h["id"] for h in service.get("/v1/webhooks").json()["data"]] == [hook["id"]]
